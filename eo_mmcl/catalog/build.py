@@ -1,0 +1,171 @@
+"""Build a catalog folder: ``rasters.parquet``, ``pairs.parquet`` and ``rejected.parquet``."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import pandas as pd
+from rich.progress import Progress, TaskID
+
+from eo_mmcl.catalog.pairs import find_pairs
+from eo_mmcl.catalog.scan import RASTER_COLUMNS, Rejection, scan_source
+from eo_mmcl.catalog.sources import SourceDefinition
+from eo_mmcl.errors import NoPairsError, SourceError
+from eo_mmcl.io.atomic import atomic_output
+
+RASTERS_FILE = "rasters.parquet"
+PAIRS_FILE = "pairs.parquet"
+REJECTED_FILE = "rejected.parquet"
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """The three tables of a catalog.
+
+    Args:
+        rasters: One row per logical raster (GeoParquet, geometry = footprint in EPSG:4326).
+        pairs: One row per S1 x S2 pair (GeoParquet, geometry = shared footprint).
+        rejected: One row per file left out, with the reason.
+    """
+
+    rasters: gpd.GeoDataFrame
+    pairs: gpd.GeoDataFrame
+    rejected: pd.DataFrame
+
+
+def _advance(progress: Progress, task: TaskID, _path: Path) -> None:
+    progress.advance(task)
+
+
+def _rasters_frame(records: list[dict[str, Any]]) -> gpd.GeoDataFrame:
+    frame = pd.DataFrame(records, columns=list(RASTER_COLUMNS))
+    frame["datetime"] = pd.to_datetime(frame["datetime"], utc=True)
+    frame["epsg"] = frame["epsg"].astype("Int64")
+    for column in ("width", "height"):
+        frame[column] = frame[column].astype("Int64")
+    gdf = gpd.GeoDataFrame(frame, geometry="geometry", crs="EPSG:4326")
+    return gdf.sort_values("raster_id", ignore_index=True)
+
+
+def _rejected_frame(rejections: list[Rejection]) -> pd.DataFrame:
+    frame = pd.DataFrame(
+        [r.__dict__ for r in rejections], columns=["path", "source", "rule", "reason"]
+    )
+    return frame.sort_values("path", ignore_index=True)
+
+
+def build_catalog(
+    sources: Sequence[SourceDefinition],
+    out_dir: str | Path,
+    min_overlap_km2: float = 1.0,
+    max_days: float = 12.0,
+    allow_unpaired: bool = False,
+    show_progress: bool = False,
+) -> Catalog:
+    """Scan sources, pair S1 with S2, and write the catalog tables.
+
+    Bad files do not stop the scan: they go to ``rejected.parquet`` with their reason. The three
+    tables are written atomically, so a catalog folder always holds a consistent set.
+
+    Args:
+        sources: Sources to scan.
+        out_dir: Catalog folder (created).
+        min_overlap_km2: Minimum shared footprint of a pair.
+        max_days: Maximum time gap of a pair, in days.
+        allow_unpaired: Accept a catalog without pairs (S2-only sources).
+        show_progress: Show a rich progress bar.
+
+    Returns:
+        The catalog.
+
+    Raises:
+        SourceError: If a source's root is missing or holds no raster file, or if no file at
+            all could be catalogued (the rejected table is written first).
+        NoPairsError: If no pair is found and ``allow_unpaired`` is false (the tables are
+            written first, so the reasons can be inspected).
+    """
+    if not sources:
+        raise SourceError("no source given")
+    out = Path(out_dir)
+    records: list[dict[str, Any]] = []
+    rejections: list[Rejection] = []
+    for source in sources:
+        if not source.root.is_dir():
+            raise SourceError(f"source {source.name!r}: root folder {source.root} does not exist")
+        files = source.files()
+        if not files:
+            raise SourceError(
+                f"source {source.name!r}: no raster files (*.tif, *.tiff) under {source.root}"
+            )
+        with Progress(disable=not show_progress, transient=True) as progress:
+            task = progress.add_task(f"catalog {source.name}", total=len(files))
+            found, bad = scan_source(source, on_file=partial(_advance, progress, task))
+        records.extend(found)
+        rejections.extend(bad)
+
+    ids = [r["raster_id"] for r in records]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    if duplicates:
+        raise SourceError(f"raster ids occur in more than one source: {duplicates[:5]}")
+    rasters = _rasters_frame(records)
+    rejected = _rejected_frame(rejections)
+    pairs = find_pairs(rasters, min_overlap_km2=min_overlap_km2, max_days=max_days)
+    catalog = Catalog(rasters=rasters, pairs=pairs, rejected=rejected)
+    write_catalog(catalog, out)
+    if rasters.empty:
+        raise SourceError(
+            f"no raster could be catalogued ({len(rejected)} rejected; see {out / REJECTED_FILE})"
+        )
+    if pairs.empty and not allow_unpaired:
+        n1 = int(((rasters["sensor"] == "S1") & (rasters["role"] == "image")).sum())
+        n2 = int(((rasters["sensor"] == "S2") & (rasters["role"] == "image")).sum())
+        raise NoPairsError(
+            f"no S1/S2 pair found among {n1} S1 and {n2} S2 images (minimum overlap "
+            f"{min_overlap_km2} km2, maximum gap {max_days} days); pass --allow-unpaired "
+            "for an S2-only catalog"
+        )
+    return catalog
+
+
+def write_catalog(catalog: Catalog, out_dir: str | Path) -> None:
+    """Write the catalog tables, each atomically.
+
+    Args:
+        catalog: The tables.
+        out_dir: Catalog folder (created).
+    """
+    out = Path(out_dir)
+    with atomic_output(out / RASTERS_FILE) as tmp:
+        catalog.rasters.to_parquet(tmp, index=False)
+    with atomic_output(out / PAIRS_FILE) as tmp:
+        catalog.pairs.to_parquet(tmp, index=False)
+    with atomic_output(out / REJECTED_FILE) as tmp:
+        catalog.rejected.to_parquet(tmp, index=False)
+
+
+def read_catalog(catalog_dir: str | Path) -> Catalog:
+    """Read a catalog folder written by :func:`build_catalog`.
+
+    Args:
+        catalog_dir: The catalog folder.
+
+    Returns:
+        The catalog.
+
+    Raises:
+        SourceError: If a table is missing.
+    """
+    folder = Path(catalog_dir)
+    missing = [f for f in (RASTERS_FILE, PAIRS_FILE, REJECTED_FILE) if not (folder / f).exists()]
+    if missing:
+        raise SourceError(f"{folder}: not a catalog folder (missing {', '.join(missing)})")
+    return Catalog(
+        rasters=gpd.read_parquet(folder / RASTERS_FILE),
+        pairs=gpd.read_parquet(folder / PAIRS_FILE),
+        rejected=pd.read_parquet(folder / REJECTED_FILE),
+    )

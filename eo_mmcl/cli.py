@@ -1,0 +1,212 @@
+"""The ``eo-mmcl`` command line: one subcommand per pipeline stage."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from eo_mmcl import __version__
+from eo_mmcl.errors import EoMmclError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="eo-mmcl",
+    help=(
+        "Joint Sentinel-1/Sentinel-2 embeddings, and a measurement of how much shared, SAR-only, "
+        "optical-only and synergistic information survives in them.\n\n"
+        "Stages: simulate -> catalog -> tile -> train -> embed -> probe -> report."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"eo-mmcl {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """Joint S1/S2 embeddings and the information that survives in them."""
+
+
+def reports_errors(func: F) -> F:
+    """Turn eo_mmcl's input errors into a one-line message and exit code 2 (no traceback).
+
+    Args:
+        func: A command function.
+
+    Returns:
+        The wrapped command.
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except EoMmclError as err:
+            err_console.print(f"[bold red]error:[/bold red] {err}")
+            raise typer.Exit(code=2) from err
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@reports_errors
+def simulate(
+    out_dir: Annotated[Path, typer.Argument(help="Folder for the simulated rasters.")],
+    size: Annotated[int, typer.Option(help="S2 scene width and height in 10 m pixels.")] = 512,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed and knobs, same bytes).")] = 0,
+    scenes: Annotated[int, typer.Option(help="Number of scene pairs, side by side.")] = 1,
+    parcel_size: Annotated[float, typer.Option(help="Mean parcel diameter in S2 pixels.")] = 64.0,
+    unique_classes: Annotated[
+        int, typer.Option(help="Classes of each unique attribute and of the synergy target.")
+    ] = 4,
+    optical_unique_strength: Annotated[
+        float, typer.Option(help="Relative spectral change over the optical-only attribute.")
+    ] = 0.3,
+    sar_unique_strength_db: Annotated[
+        float, typer.Option(help="VV change (dB) over the SAR-only attribute.")
+    ] = 5.0,
+    cloud_fraction: Annotated[
+        float, typer.Option(help="Fraction of the S2 scene under cloud (selection bias).")
+    ] = 0.1,
+    change_fraction: Annotated[
+        float,
+        typer.Option(help="Fraction of parcels changing land cover between the S1 and S2 dates."),
+    ] = 0.05,
+    shift_x_m: Annotated[float, typer.Option(help="S1/S2 co-registration error east (m).")] = 6.0,
+    shift_y_m: Annotated[float, typer.Option(help="S1/S2 co-registration error north (m).")] = -4.0,
+    enl: Annotated[float, typer.Option(help="Equivalent number of looks of S1 speckle.")] = 4.4,
+    optical_noise: Annotated[
+        float, typer.Option(help="Std of additive S2 reflectance noise.")
+    ] = 0.005,
+    s1_resolution: Annotated[float, typer.Option(help="S1 pixel size in metres.")] = 20.0,
+    s1_crs: Annotated[
+        str, typer.Option(help="S1 CRS: 'same' (the S2 UTM zone) or e.g. EPSG:4326.")
+    ] = "same",
+    overlap: Annotated[
+        float, typer.Option(help="Fraction of the S2 footprint that S1 covers.")
+    ] = 0.8,
+    date: Annotated[str, typer.Option(help="S2 acquisition date (ISO).")] = "2023-06-12",
+    time_gap_days: Annotated[int, typer.Option(help="S1 date minus S2 date, days.")] = 2,
+    force: Annotated[bool, typer.Option(help="Rewrite scenes that are already complete.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Simulate co-registered S1/S2 scenes with known shared, unique and synergistic truth.
+
+    Writes per scene: an S2 L2A-like GeoTIFF (12 bands, uint16 reflectance x 10000), an S1
+    GRD-like GeoTIFF (VV/VH sigma0 in dB, float32, on its own grid), one label raster per task
+    (landcover, s1_unique, s2_unique, synergy), a cloud mask, a parcel-id raster and a JSON
+    sidecar with every latent parameter and knob.
+    """
+    from eo_mmcl.simulate import SimulationConfig, simulate_scenes
+
+    config = SimulationConfig(
+        size=size,
+        seed=seed,
+        scenes=scenes,
+        parcel_size=parcel_size,
+        unique_classes=unique_classes,
+        optical_unique_strength=optical_unique_strength,
+        sar_unique_strength_db=sar_unique_strength_db,
+        cloud_fraction=cloud_fraction,
+        change_fraction=change_fraction,
+        coregistration_shift_m=(shift_x_m, shift_y_m),
+        enl=enl,
+        optical_noise=optical_noise,
+        s1_resolution=s1_resolution,
+        s1_crs=s1_crs,
+        overlap=overlap,
+        s2_date=date,
+        time_gap_days=time_gap_days,
+    )
+    start = time.perf_counter()
+    written = simulate_scenes(out_dir, config, force=force, show_progress=not quiet)
+    elapsed = time.perf_counter() - start
+    table = Table(title=f"Simulated scenes in {out_dir}")
+    for column in ("scene", "S2", "S1", "labels"):
+        table.add_column(column)
+    for scene in written:
+        table.add_row(scene.scene_id, scene.s2.name, scene.s1.name, ", ".join(scene.labels))
+    console.print(table)
+    console.print(f"scenes={len(written)} size={size} seconds={elapsed:.2f}")
+
+
+@app.command()
+@reports_errors
+def catalog(
+    sources: Annotated[
+        list[str],
+        typer.Argument(help="Folders (scanned recursively) or source definition YAMLs."),
+    ],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Catalog folder.")],
+    min_overlap_km2: Annotated[
+        float, typer.Option(help="Minimum shared footprint of an S1/S2 pair, km2.")
+    ] = 1.0,
+    max_days: Annotated[
+        float, typer.Option(help="Maximum time gap of an S1/S2 pair, days.")
+    ] = 12.0,
+    allow_unpaired: Annotated[
+        bool, typer.Option(help="Accept a catalog without S1/S2 pairs (S2-only sources).")
+    ] = False,
+    root: Annotated[
+        Path | None, typer.Option(help="Override the root folder of YAML source definitions.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Catalogue S1/S2 rasters and find S1 x S2 pairs.
+
+    Writes rasters.parquet (one row per logical raster, footprint in EPSG:4326), pairs.parquet
+    (shared footprint, time gap) and rejected.parquet (files left out, with the reason).
+    """
+    from eo_mmcl.catalog import build_catalog, resolve_source
+    from eo_mmcl.errors import NoPairsError
+
+    definitions = [resolve_source(s, root=root) for s in sources]
+    try:
+        result = build_catalog(
+            definitions,
+            output,
+            min_overlap_km2=min_overlap_km2,
+            max_days=max_days,
+            allow_unpaired=allow_unpaired,
+            show_progress=not quiet,
+        )
+    except NoPairsError:
+        err_console.print(f"catalog written to {output} without pairs")
+        raise
+    rasters = result.rasters
+    table = Table(title=f"Catalog {output}")
+    for column in ("sensor", "role", "rasters"):
+        table.add_column(column)
+    for (sensor, role), n in rasters.groupby(["sensor", "role"]).size().items():
+        table.add_row(str(sensor), str(role), str(n))
+    console.print(table)
+    for row in result.rejected.itertuples():
+        err_console.print(f"[yellow]rejected[/yellow] {row.path}: {row.reason}")
+    console.print(
+        f"rasters={len(rasters)} pairs={len(result.pairs)} rejected={len(result.rejected)}"
+    )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()
