@@ -208,5 +208,94 @@ def catalog(
     )
 
 
+@app.command()
+@reports_errors
+def tile(
+    catalog_dir: Annotated[
+        Path | None, typer.Argument(help="Catalog folder (eo-mmcl catalog output).")
+    ] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Chip store folder.")] = Path(
+        "chips"
+    ),
+    chip_size: Annotated[int, typer.Option(help="Chip size in S2 pixels.")] = 64,
+    stride: Annotated[
+        int | None, typer.Option(help="Step between chips in pixels (default: chip size).")
+    ] = None,
+    max_nodata: Annotated[
+        float, typer.Option(help="Largest fraction of pixels without S1 or S2 data.")
+    ] = 0.05,
+    max_cloud: Annotated[float, typer.Option(help="Largest fraction of clouded pixels.")] = 0.1,
+    split_block: Annotated[int, typer.Option(help="Side of a split block, in chips.")] = 8,
+    split_fractions: Annotated[
+        tuple[float, float, float], typer.Option(help="Train, val and test fractions.")
+    ] = (0.7, 0.15, 0.15),
+    seed: Annotated[int, typer.Option(help="Seed of the splits and of the store order.")] = 0,
+    chips_per_chunk: Annotated[int, typer.Option(help="Chips per Zarr chunk.")] = 16,
+    s2_only: Annotated[
+        bool, typer.Option(help="Tile S2 images alone (no S1), e.g. a real S2 scene.")
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Dask LocalCluster workers (default: one per CPU; 0: in-process)."),
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Address of an existing Dask scheduler.")
+    ] = None,
+    from_bigearthnet_lmdb: Annotated[
+        Path | None,
+        typer.Option(help="Convert a BigEarthNet v2 LMDB folder instead of a catalog."),
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Rebuild a complete store.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Cut paired S1/S2 chips over shared footprints into a Zarr chip store.
+
+    Writes CHIPS_DIR/chips.zarr (arrays s1, s2, one per label task, valid, cloud; per-band
+    normalisation statistics of the train split in its attributes), CHIPS_DIR/index.parquet
+    (GeoParquet chip index) and CHIPS_DIR/tile_manifest.json (written last). Resumable: a killed
+    run continues where it stopped; a complete store is left alone unless --force.
+    """
+    if from_bigearthnet_lmdb is not None:
+        from eo_mmcl.tiling.bigearthnet import convert_bigearthnet
+
+        result = convert_bigearthnet(from_bigearthnet_lmdb, output, force=force)
+    else:
+        from eo_mmcl.tiling import TileConfig, tile_catalog
+
+        if catalog_dir is None:
+            raise typer.BadParameter("give CATALOG_DIR or --from-bigearthnet-lmdb")
+        config = TileConfig(
+            chip_size=chip_size,
+            stride=stride,
+            max_nodata=max_nodata,
+            max_cloud=max_cloud,
+            split_block=split_block,
+            split_fractions=split_fractions,
+            seed=seed,
+            chips_per_chunk=chips_per_chunk,
+            s2_only=s2_only,
+        )
+        start = time.perf_counter()
+        result = tile_catalog(
+            catalog_dir,
+            output,
+            config,
+            workers=workers,
+            scheduler=scheduler,
+            force=force,
+            show_progress=not quiet,
+        )
+        elapsed = time.perf_counter() - start
+        if not result.reused:
+            n = result.manifest["counts"]["candidates"]
+            console.print(f"seconds={elapsed:.2f} chips_per_s={n / max(elapsed, 1e-9):.1f}")
+    for message in result.manifest.get("messages", []):
+        err_console.print(f"[yellow]note[/yellow] {message}")
+    if result.reused:
+        console.print(f"{output} is complete; nothing to do (use --force to rebuild)")
+    counts = result.manifest["counts"]
+    console.print(" ".join(f"{k}={v}" for k, v in counts.items()))
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -232,6 +232,7 @@ def _simulate_one(
     }
     s2_date = config.s2_datetime.isoformat() + ACQUISITION_TIME
     s1_date = config.s1_datetime.isoformat() + ACQUISITION_TIME
+    k = config.unique_classes
     common_tags = {"SCENE_ID": files.scene_id, "SIMULATED": "true", "GENERATOR": "eo_mmcl"}
     cloud_pixels = 0
 
@@ -283,6 +284,8 @@ def _simulate_one(
                     ROLE="label",
                     TASK=t,
                     INFORMATION_GROUP=LABEL_TASKS[t],
+                    NUM_CLASSES=str(len(LANDCOVER_CLASSES) if t == "landcover" else k),
+                    CLASS_NAMES=",".join(LANDCOVER_CLASSES) if t == "landcover" else "",
                     ACQUISITION_DATETIME=s2_date,
                     **common_tags,
                 )

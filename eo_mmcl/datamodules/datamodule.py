@@ -1,0 +1,172 @@
+"""``PairedS1S2DataModule``: paired S1/S2 batches from a chip store or straight from rasters."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.utils.data import DataLoader
+from torchgeo.datamodules import NonGeoDataModule
+
+from eo_mmcl.datamodules.chipstore import ChipStoreDataset, ChunkShuffleSampler
+from eo_mmcl.datamodules.transforms import PairedS1S2Transform
+from eo_mmcl.errors import ConfigError
+
+
+class PairedS1S2DataModule(NonGeoDataModule):
+    """Paired S1/S2 samples for training, validation, test and prediction.
+
+    Two modes give the same sample keys (``image_s1``, ``image_s2``, ``mask_<task>``, ``valid``):
+
+    - ``chips`` (fast path): a :class:`ChipStoreDataset` per split of a Zarr chip store, read
+      chunk-wise with a :class:`ChunkShuffleSampler`.
+    - ``onthefly``: torchgeo ``RasterDataset``s of the catalog's S1, S2 and label rasters
+      intersected with ``&`` and sampled with torchgeo samplers (random for training, a grid
+      for evaluation); every sample is reprojected on the fly, which is slow.
+
+    Normalisation (per-modality statistics of the chip store's train split, or given) and
+    augmentation run on the device in ``on_after_batch_transfer``.
+
+    Args:
+        chips_dir: Chip store folder (``chips`` mode; also the source of the statistics).
+        mode: ``chips`` or ``onthefly``.
+        catalog_dir: Catalog folder (``onthefly`` mode).
+        batch_size: Batch size.
+        num_workers: DataLoader workers (the Zarr store is opened in each).
+        tasks: Label tasks to load (default: all).
+        augment: Random flips and rotations for training.
+        independent_views: Independent geometry for S1 and S2 (default: the same).
+        patch_size: Patch size in ``onthefly`` mode (pixels).
+        samples_per_epoch: Random patches per training epoch in ``onthefly`` mode.
+        normalisation: Override of the statistics: ``{'s1'|'s2': {'mean': [...], 'std': [...]}}``.
+        pin_memory: Pin host memory (default: when CUDA is available).
+        persistent_workers: Keep workers between epochs (when ``num_workers > 0``).
+        seed: Seed of the samplers.
+    """
+
+    def __init__(
+        self,
+        chips_dir: str | Path | None = None,
+        mode: str = "chips",
+        catalog_dir: str | Path | None = None,
+        batch_size: int = 32,
+        num_workers: int = 0,
+        tasks: Sequence[str] | None = None,
+        augment: bool = True,
+        independent_views: bool = False,
+        patch_size: int = 64,
+        samples_per_epoch: int = 1024,
+        normalisation: dict[str, dict[str, Any]] | None = None,
+        pin_memory: bool | None = None,
+        persistent_workers: bool = True,
+        seed: int = 0,
+    ) -> None:
+        if mode not in ("chips", "onthefly"):
+            raise ConfigError(f"mode must be 'chips' or 'onthefly', got {mode!r}")
+        if mode == "chips" and chips_dir is None:
+            raise ConfigError("chips mode needs chips_dir")
+        if mode == "onthefly" and catalog_dir is None:
+            raise ConfigError("onthefly mode needs catalog_dir")
+        super().__init__(ChipStoreDataset, batch_size=batch_size, num_workers=num_workers)
+        self.save_hyperparameters()
+        self.chips_dir = Path(chips_dir) if chips_dir is not None else None
+        self.catalog_dir = Path(catalog_dir) if catalog_dir is not None else None
+        self.mode = mode
+        self.tasks = tuple(tasks) if tasks is not None else None
+        self.patch_size = patch_size
+        self.samples_per_epoch = samples_per_epoch
+        self.pin_memory = torch.cuda.is_available() if pin_memory is None else pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.seed = seed
+        self.normalisation = normalisation or self._stored_normalisation()
+        s1, s2 = self.normalisation.get("s1"), self.normalisation["s2"]
+        s1_mean, s1_std = (s1["mean"], s1["std"]) if s1 else (None, None)
+        self.train_aug = PairedS1S2Transform(
+            s1_mean, s1_std, s2["mean"], s2["std"], augment, independent_views
+        )
+        self.aug = PairedS1S2Transform(s1_mean, s1_std, s2["mean"], s2["std"], augment=False)
+
+    def _stored_normalisation(self) -> dict[str, dict[str, Any]]:
+        if self.chips_dir is None:
+            raise ConfigError("give normalisation statistics, or a chips_dir that holds them")
+        metadata = ChipStoreDataset(self.chips_dir, split=None).metadata
+        stats = metadata.get("normalisation")
+        if not stats:
+            raise ConfigError(f"{self.chips_dir}: the chip store holds no normalisation statistics")
+        return {k: dict(v) for k, v in stats.items()}
+
+    @property
+    def bands(self) -> dict[str, list[str]]:
+        """Band names per modality (what encoders' ``in_chans`` must match)."""
+        return {k: list(v.get("bands", [])) for k, v in self.normalisation.items()}
+
+    def setup(self, stage: str) -> None:
+        """Create the datasets of a stage.
+
+        Args:
+            stage: ``fit``, ``validate``, ``test`` or ``predict``.
+        """
+        if self.mode == "onthefly":
+            self._setup_onthefly(stage)
+            return
+        assert self.chips_dir is not None
+        make = lambda split: ChipStoreDataset(self.chips_dir, split=split, tasks=self.tasks)  # noqa: E731
+        if stage == "fit":
+            self.train_dataset = make("train")
+            self.val_dataset = make("val")
+        if stage == "validate":
+            self.val_dataset = make("val")
+        if stage == "test":
+            self.test_dataset = make("test")
+        if stage == "predict":
+            self.predict_dataset = make(None)
+
+    def _setup_onthefly(self, stage: str) -> None:
+        from eo_mmcl.datamodules.onthefly import paired_raster_dataset
+
+        assert self.catalog_dir is not None
+        dataset = paired_raster_dataset(self.catalog_dir, tasks=self.tasks)
+        for split in ("train", "val", "test", "predict"):
+            setattr(self, f"{split}_dataset", dataset)
+
+    def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Tensor]]:
+        dataset = self._valid_attribute(f"{split}_dataset", "dataset")
+        batch_size = self._valid_attribute(f"{split}_batch_size", "batch_size")
+        common: dict[str, Any] = {
+            "batch_size": batch_size,
+            "num_workers": self.num_workers,
+            "pin_memory": self.pin_memory,
+            "persistent_workers": self.persistent_workers,
+        }
+        if self.mode == "onthefly":
+            from torchgeo.datasets import stack_samples
+
+            from eo_mmcl.datamodules.onthefly import onthefly_samplers
+
+            sampler = onthefly_samplers(
+                dataset, self.patch_size, self.samples_per_epoch, train=split == "train"
+            )
+            return DataLoader(dataset, sampler=sampler, collate_fn=stack_samples, **common)
+        sampler = ChunkShuffleSampler(dataset, shuffle=split == "train", seed=self.seed)
+        return DataLoader(dataset, sampler=sampler, **common)
+
+    def transfer_batch_to_device(
+        self, batch: dict[str, Any], device: torch.device, dataloader_idx: int
+    ) -> dict[str, Any]:
+        """Move tensors to the device; leave torchgeo's ``crs``/``bounds`` metadata on the host.
+
+        Args:
+            batch: The batch.
+            device: Target device.
+            dataloader_idx: Index of the dataloader.
+
+        Returns:
+            The batch on the device.
+        """
+        return {
+            k: v.to(device, non_blocking=True) if isinstance(v, Tensor) else v
+            for k, v in batch.items()
+        }
