@@ -231,6 +231,7 @@ def tile(
     ] = (0.7, 0.15, 0.15),
     seed: Annotated[int, typer.Option(help="Seed of the splits and of the store order.")] = 0,
     chips_per_chunk: Annotated[int, typer.Option(help="Chips per Zarr chunk.")] = 16,
+    chunks_per_task: Annotated[int, typer.Option(help="Zarr chunks per Dask task.")] = 4,
     s2_only: Annotated[
         bool, typer.Option(help="Tile S2 images alone (no S1), e.g. a real S2 scene.")
     ] = False,
@@ -273,6 +274,7 @@ def tile(
             split_fractions=split_fractions,
             seed=seed,
             chips_per_chunk=chips_per_chunk,
+            chunks_per_task=chunks_per_task,
             s2_only=s2_only,
         )
         start = time.perf_counter()

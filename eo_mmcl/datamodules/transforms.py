@@ -57,11 +57,8 @@ class PairedS1S2Transform(nn.Module):
             )
         self.augment = augment
         self.independent_views = independent_views
-        self.geometry = K.AugmentationSequential(
-            K.RandomHorizontalFlip(p=0.5),
-            K.RandomVerticalFlip(p=0.5),
-            K.RandomRotation90(times=(0, 3), p=1.0),
-            data_keys=["input"],
+        self.flips = K.AugmentationSequential(
+            K.RandomHorizontalFlip(p=0.5), K.RandomVerticalFlip(p=0.5), data_keys=["input"]
         )
 
     def normalise(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
@@ -82,7 +79,16 @@ class PairedS1S2Transform(nn.Module):
         return out
 
     def _geometric(self, x: Tensor) -> Tensor:
-        return self.geometry(x)
+        x = self.flips(x)
+        # kornia's RandomRotation90 resamples through an affine warp, which blends neighbouring
+        # pixels of class masks; torch.rot90 is an exact permutation.
+        turns = torch.randint(0, 4, (x.shape[0],), device=x.device)
+        out = x.clone()
+        for k in range(1, 4):
+            chosen = turns == k
+            if chosen.any():
+                out[chosen] = torch.rot90(x[chosen], k, dims=(-2, -1))
+        return out
 
     def forward(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         """Normalise, then (if enabled) augment.
