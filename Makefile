@@ -23,6 +23,7 @@ install: $(BIN)/eo-mmcl
 demo: install
 	$(BIN)/eo-mmcl simulate $(DEMO_DIR)/scenes --size 512 --seed 0 --scenes 2
 	$(BIN)/eo-mmcl catalog $(DEMO_DIR)/scenes -o $(DEMO_DIR)/catalog
+	$(BIN)/eo-mmcl tile $(DEMO_DIR)/catalog -o $(DEMO_DIR)/chips --chip-size 32 --split-block 4
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -146,12 +146,12 @@ class PairedS1S2DataModule(NonGeoDataModule):
 
             from eo_mmcl.datamodules.onthefly import onthefly_samplers
 
-            sampler = onthefly_samplers(
+            geo_sampler = onthefly_samplers(
                 dataset, self.patch_size, self.samples_per_epoch, train=split == "train"
             )
-            return DataLoader(dataset, sampler=sampler, collate_fn=stack_samples, **common)
-        sampler = ChunkShuffleSampler(dataset, shuffle=split == "train", seed=self.seed)
-        return DataLoader(dataset, sampler=sampler, **common)
+            return DataLoader(dataset, sampler=geo_sampler, collate_fn=stack_samples, **common)
+        chunk_sampler = ChunkShuffleSampler(dataset, shuffle=split == "train", seed=self.seed)
+        return DataLoader(dataset, sampler=chunk_sampler, **common)
 
     def transfer_batch_to_device(
         self, batch: dict[str, Any], device: torch.device, dataloader_idx: int
