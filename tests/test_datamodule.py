@@ -27,9 +27,12 @@ def chips_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("dm")
     simulate_scenes(root / "scenes", SimulationConfig(size=256, seed=2, parcel_size=32))
     build_catalog([folder_source(root / "scenes")], root / "catalog")
-    tile_catalog(root / "catalog", root / "chips",
-                 TileConfig(chip_size=32, split_block=2, max_cloud=0.3, chips_per_chunk=4),
-                 workers=0)  # fmt: skip
+    tile_catalog(
+        root / "catalog",
+        root / "chips",
+        TileConfig(chip_size=32, split_block=2, max_cloud=0.3, chips_per_chunk=4),
+        workers=0,
+    )
     return root / "chips"
 
 
@@ -109,8 +112,9 @@ def test_paired_augmentation_moves_modalities_and_masks_together() -> None:
     torch.testing.assert_close(out["mask_landcover"], (out["image_s2"][:, 1] > 0).long())
     assert out["mask_landcover"].dtype == torch.int64 and out["label_x"].shape == (8, 3)
     assert not torch.equal(out["image_s2"], batch["image_s2"])  # something moved
-    independent = PairedS1S2Transform([0.0, 0.0], [1.0, 1.0], zeros, ones, augment=True,
-                                      independent_views=True)  # fmt: skip
+    independent = PairedS1S2Transform(
+        [0.0, 0.0], [1.0, 1.0], zeros, ones, augment=True, independent_views=True
+    )
     out = independent(_tracking_batch())
     assert not torch.equal(out["image_s1"], out["image_s2"][:, :2])
 
@@ -133,3 +137,29 @@ def test_bad_arguments_are_clear(chips_dir: Path, tmp_path: Path) -> None:
         ChipStoreDataset(tmp_path)
     with pytest.raises(ConfigError, match="mode"):
         PairedS1S2DataModule(chips_dir, mode="stream")
+
+
+def test_both_modes_give_the_same_keys_and_shapes(chips_dir: Path) -> None:
+    catalog = chips_dir.parent / "catalog"
+    chips = PairedS1S2DataModule(chips_dir, batch_size=4, augment=True)
+    raster = PairedS1S2DataModule(
+        chips_dir,
+        mode="onthefly",
+        catalog_dir=catalog,
+        batch_size=4,
+        patch_size=32,
+        samples_per_epoch=8,
+    )
+    batches = []
+    for dm in (chips, raster):
+        dm.setup("fit")
+        batch = next(iter(dm.train_dataloader()))
+        batches.append(dm.train_aug(dm.transfer_batch_to_device(batch, torch.device("cpu"), 0)))
+    tensors = [
+        {k: v for k, v in b.items() if isinstance(v, torch.Tensor) and k != "index"}
+        for b in batches
+    ]
+    assert tensors[0].keys() == tensors[1].keys()
+    for key in tensors[0]:
+        assert tensors[0][key].shape == tensors[1][key].shape, key
+        assert tensors[0][key].dtype == tensors[1][key].dtype, key

@@ -1,0 +1,703 @@
+"""On-the-fly paired S1/S2 samples read straight from the catalogued rasters through torchgeo.
+
+The slow but storage-free alternative to the chip store: torchgeo ``RasterDataset``s over the
+files of each catalogued S1/S2 pair, intersected with ``&``, sampled with torchgeo's
+``RandomGeoSampler`` / ``GridGeoSampler`` (:func:`onthefly_samplers`) and collated with
+``stack_samples``. Samples follow the chip store's contract: ``image_s1`` (2, H, W) float32
+sigma0 in dB (NaN = no data), ``image_s2`` (12, H, W) float32 raw reflectance x 10000,
+``mask_<task>`` (H, W) int64 (255 = nodata), ``valid`` (H, W) bool (S2 has data in every band,
+S1 is finite, no cloud), plus torchgeo's ``crs`` and ``bounds``; patches lie on the S2 grid.
+
+Four choices differ from a plain ``s2 & s1`` over folders, each for a reason:
+
+* **Time intervals come from the pairs table.** torchgeo 0.8.1's ``IntersectionDataset``
+  intersects the files' time intervals, and an S1 scene acquired two days after its S2 scene
+  shares no instant with it ("no temporal intersection"). ``spatial_only=True`` is broken in
+  0.8.1: it leaves the overlay's ``datetime_1``/``datetime_2`` columns in place of the
+  ``IntervalIndex``, so ``bounds`` and every sampler fail (``'RangeIndex' object has no
+  attribute 'left'``). Instead, every file of a pair (S2, S1, labels, cloud mask) is indexed
+  with the same interval: the whole UTC days from the earlier to the later acquisition of the
+  pair. The temporal intersection is then that interval, and files of other dates stay out.
+  The catalog already resolved each raster's date (from tags or names, per source rule), so
+  ``filename_regex``/``date_format`` are not used to parse dates a second time.
+* **One intersection per pair.** A single ``s2 & s1`` over all files would mosaic every S1
+  scene that overlaps a query in space and time (first file wins), so an S2 scene paired with
+  two S1 dates would get S1 pixels from either. :class:`PairedRasterDataset` keeps one
+  intersection per catalogued pair and sends each query to the pair whose index row it came
+  from (samplers yield that row's time interval). torchgeo 0.8.1 also cannot chain more than
+  three ``RasterDataset``s with ``&`` (the overlay's ``filepath_1`` column clashes), so each
+  intersection step keeps only its geometry (see :func:`_intersect_all`).
+* **Footprints are snapped to the S2 grid.** Samplers place patches at whole multiples of the
+  resolution from the lower-left corner of an index footprint. The shared S1/S2 footprint
+  starts on the S1 grid, so it is shrunk to whole S2 pixels: S2, label and cloud patches are
+  then read without any resampling (bit-identical to a direct read of the file).
+* **S1 is resampled in linear power.** S1 is read with :class:`eo_mmcl.tiling.reader.RasterReader`
+  (the chip store's reader): the GDAL warper reprojects sigma0 from the S1 grid onto the patch
+  bilinearly in linear power, ``10 ** (dB / 10)``, and converts back to dB, so both modes give
+  the same S1 values for the same window. torchgeo's own path (``WarpedVRT`` + ``rasterio.merge``)
+  would average dB values (biased towards dark targets) and, across CRSs, warp nearest-neighbour
+  before resampling bilinearly.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import geopandas as gpd
+import numpy as np
+import pandas as pd
+import rasterio
+import shapely
+import torch
+from affine import Affine
+from pyproj import CRS
+from rasterio.windows import Window
+from torch import Tensor
+from torchgeo.datasets import GeoDataset, IntersectionDataset, RasterDataset
+from torchgeo.datasets.errors import DatasetNotFoundError
+from torchgeo.datasets.utils import GeoSlice
+from torchgeo.samplers import GeoSampler, GridGeoSampler, RandomGeoSampler
+
+from eo_mmcl.bands import S1_BANDS, S2_L2A_BANDS
+from eo_mmcl.catalog.build import PAIRS_FILE, RASTERS_FILE, read_catalog
+from eo_mmcl.tiling.reader import RasterReader, RasterSpec
+
+#: Polarisations in ``image_s1``, in order (as in the chip store).
+S1_SAMPLE_BANDS: tuple[str, ...] = S1_BANDS[:2]
+#: Label value meaning "no label" in ``mask_<task>`` (as in the chip store).
+MASK_NODATA = 255
+#: Value of a cloudy pixel in a cloud-mask raster.
+CLOUD_VALUE = 1
+
+# Time interval (start, end) as tz-naive UTC timestamps, the convention of torchgeo's index.
+_Interval = tuple[pd.Timestamp, pd.Timestamp]
+
+
+class CatalogRasterDataset(RasterDataset):
+    """A torchgeo ``RasterDataset`` over one catalogued single-file raster.
+
+    The file's time interval is set by the caller (not parsed from its name), and the sample's
+    ``image``/``mask`` key is renamed to :attr:`sample_key`, so that intersections of several
+    such datasets yield every key without clashing (``concat_samples`` would otherwise
+    concatenate same-named tensors along the channel axis).
+
+    Args:
+        path: The GeoTIFF.
+        crs: CRS of the patches (the pair's S2 CRS); the file is warped to it where needed.
+        res: Pixel size (x, y) of the patches, in CRS units.
+        interval: (start, end) of the file's entry in the index, tz-naive UTC.
+        all_bands: Names of the file's bands, in file order (for band selection).
+        bands: Bands to return, in output order (default: all).
+        sample_key: Key of the data in the sample (default: the class's).
+        cache: Keep file handles open between samples (torchgeo's cache).
+
+    Raises:
+        FileNotFoundError: If ``path`` does not exist.
+        ValueError: If a band is not in ``all_bands``, or rasterio cannot read the file.
+    """
+
+    #: Key of the data in the sample.
+    sample_key = "image"
+
+    def __init__(
+        self,
+        path: str | Path,
+        crs: CRS,
+        res: tuple[float, float],
+        interval: _Interval,
+        all_bands: Sequence[str] = (),
+        bands: Sequence[str] | None = None,
+        sample_key: str | None = None,
+        cache: bool = True,
+    ) -> None:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"raster file {path} does not exist")
+        # torchgeo reads band names from the class attribute; each catalogued file has its own.
+        self.all_bands = tuple(all_bands)
+        if bands is not None:
+            missing = [b for b in bands if b not in self.all_bands]
+            if missing:
+                raise ValueError(f"{path}: bands {missing} missing (the file has {all_bands})")
+        if sample_key is not None:
+            self.sample_key = sample_key
+        try:
+            super().__init__(paths=[str(path)], crs=crs, res=res, bands=bands, cache=cache)
+        except DatasetNotFoundError as err:
+            # torchgeo skips files that rasterio cannot open, then finds "no dataset".
+            raise ValueError(f"{path}: rasterio cannot read this file") from err
+        self.index.index = pd.IntervalIndex.from_tuples(
+            [interval] * len(self.index), closed="both", name="datetime"
+        )
+
+    def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
+        """Read the patch ``query`` (see ``RasterDataset.__getitem__``) under :attr:`sample_key`.
+
+        Args:
+            query: [xmin:xmax:xres, ymin:ymax:yres, tmin:tmax:tres] coordinates to index.
+
+        Returns:
+            ``{'crs', 'bounds', sample_key}``.
+
+        Raises:
+            IndexError: If ``query`` is not in the index.
+        """
+        sample = super().__getitem__(query)
+        sample[self.sample_key] = sample.pop("image" if self.is_image else "mask")
+        return sample
+
+
+class S2ImageDataset(CatalogRasterDataset):
+    """Sentinel-2 reflectance x 10000 as float32 ``image_s2`` (bands as selected)."""
+
+    sample_key = "image_s2"
+
+
+class S1ImageDataset(CatalogRasterDataset):
+    """Sentinel-1 sigma0 in dB as float32 ``image_s1``, resampled in linear power.
+
+    Only the pixel read differs from torchgeo's: :meth:`_merge_files` reprojects with the chip
+    store's :class:`~eo_mmcl.tiling.reader.RasterReader` (GDAL warper, bilinear, in linear
+    power, NaN for no data). The file's nodata must be NaN (dB has no spare finite value).
+    """
+
+    sample_key = "image_s1"
+
+    def _merge_files(
+        self,
+        filepaths: Sequence[str],
+        query: GeoSlice,
+        band_indexes: Sequence[int] | None = None,
+    ) -> Tensor:
+        """Reproject the files onto the query's grid; the first finite value wins.
+
+        Args:
+            filepaths: Files that intersect the query.
+            query: [xmin:xmax:xres, ymin:ymax:yres, tmin:tmax:tres] coordinates to index.
+            band_indexes: 1-based bands to read (default: all, as in the file).
+
+        Returns:
+            float32 tensor (bands, height, width) in dB.
+        """
+        x, y, _ = self._disambiguate_slice(query)
+        width = round((x.stop - x.start) / x.step)
+        height = round((y.stop - y.start) / y.step)
+        transform = Affine(x.step, 0.0, x.start, 0.0, -y.step, y.stop)
+        out: np.ndarray | None = None
+        for filepath in filepaths:
+            if band_indexes is None:
+                with rasterio.open(filepath) as src:
+                    band_indexes = tuple(range(1, src.count + 1))
+            spec = RasterSpec(
+                raster_id=filepath,
+                band_names=tuple(str(i) for i in band_indexes),
+                band_paths=(filepath,) * len(band_indexes),
+                band_indexes=tuple(band_indexes),
+                nodata=None,
+                dtype="float32",
+                resampling="bilinear",
+                db=True,
+            )
+            # A reader per patch: opening a GeoTIFF costs far less than warping the patch, and
+            # no GDAL handle is then shared across DataLoader worker processes.
+            with RasterReader(spec, CRS.from_user_input(self.crs), transform) as reader:
+                data = reader.read(Window(0, 0, width, height))
+            if out is None:
+                out = data
+            else:
+                np.copyto(out, data, where=~np.isfinite(out))
+        assert out is not None  # torchgeo calls this only with files that hit the query
+        return torch.from_numpy(out)
+
+
+class LabelDataset(CatalogRasterDataset):
+    """A class raster (nearest resampling) as int64 ``mask_<task>``, nodata mapped to 255.
+
+    Args:
+        path: The GeoTIFF.
+        task: Task name (the key is ``mask_<task>``).
+        nodata: The file's nodata value (None: none declared; pixels outside the file then
+            read as 0, as in torchgeo).
+        **kwargs: Passed to :class:`CatalogRasterDataset`.
+    """
+
+    is_image = False
+
+    def __init__(self, path: str | Path, task: str, nodata: float | None, **kwargs: Any) -> None:
+        self.task = task
+        self.nodata = nodata
+        super().__init__(path, sample_key=f"mask_{task}", **kwargs)
+
+    def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
+        """Read the label patch, with the file's nodata (and pixels outside it) as 255.
+
+        Args:
+            query: [xmin:xmax:xres, ymin:ymax:yres, tmin:tmax:tres] coordinates to index.
+
+        Returns:
+            ``{'crs', 'bounds', 'mask_<task>'}``.
+        """
+        sample = super().__getitem__(query)
+        if self.nodata is not None and self.nodata != MASK_NODATA:
+            mask = sample[self.sample_key]
+            sample[self.sample_key] = torch.where(mask == self.nodata, MASK_NODATA, mask)
+        return sample
+
+
+class CloudMaskDataset(CatalogRasterDataset):
+    """An S2 cloud mask (1 = cloud, nearest resampling) as uint8 ``cloud``."""
+
+    is_image = False
+    sample_key = "cloud"
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """uint8: the mask only ever holds small codes."""
+        return torch.uint8
+
+
+@dataclass(frozen=True)
+class PairRasters:
+    """The torchgeo intersection of one catalogued pair and what is needed to finish samples.
+
+    Args:
+        pair_id: Catalog pair id.
+        dataset: ``S2 & S1 & labels & cloud`` of the pair (keys ``image_s2``, ``image_s1``,
+            ``mask_<task>``, ``cloud``).
+        files: The files read.
+        s2_transform: The S2 grid (footprints are snapped to its pixels).
+        s2_nodata: S2 nodata value (None: every S2 pixel is data).
+    """
+
+    pair_id: str
+    dataset: GeoDataset
+    files: tuple[str, ...]
+    s2_transform: Affine
+    s2_nodata: float | None
+
+
+def _snap_inward(bounds: Sequence[float], grid: Affine) -> tuple[float, float, float, float]:
+    """Shrink ``bounds`` to whole pixels of the north-up ``grid``."""
+    xmin, ymin, xmax, ymax = bounds
+    tol = 1e-6  # pixels: footprints that already lie on the grid must not lose a pixel
+    col0 = math.ceil((xmin - grid.c) / grid.a - tol)
+    col1 = math.floor((xmax - grid.c) / grid.a + tol)
+    row0 = math.ceil((grid.f - ymax) / -grid.e - tol)
+    row1 = math.floor((grid.f - ymin) / -grid.e + tol)
+    if col1 <= col0 or row1 <= row0:
+        raise ValueError(f"footprint {tuple(bounds)} holds no whole pixel of the S2 grid")
+    return (
+        grid.c + col0 * grid.a,
+        grid.f + row1 * grid.e,
+        grid.c + col1 * grid.a,
+        grid.f + row0 * grid.e,
+    )
+
+
+class PairedRasterDataset(GeoDataset):
+    """Paired S1/S2 patches from per-pair torchgeo intersections (see the module docstring).
+
+    The index holds one row per pair: its shared footprint snapped to the S2 grid, and the
+    pair's time interval. A query goes to the pair whose interval equals the query's (what
+    samplers yield) and that covers most of the query's box.
+
+    Args:
+        pairs: The pairs; all in one CRS and resolution.
+        crs: CRS of every pair's S2 grid.
+        res: Pixel size (x, y) of the S2 grids.
+        tasks: Tasks of every sample; a pair without a label raster for a task gets 255.
+        transforms: Applied to each finished sample.
+
+    Raises:
+        ValueError: If ``pairs`` is empty or a pair's footprint holds no whole S2 pixel.
+    """
+
+    def __init__(
+        self,
+        pairs: Sequence[PairRasters],
+        crs: CRS,
+        res: tuple[float, float],
+        tasks: Sequence[str],
+        transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    ) -> None:
+        if not pairs:
+            raise ValueError("no pair given")
+        self.pairs = list(pairs)
+        self.tasks = tuple(tasks)
+        self.transforms = transforms
+        self._res = (float(res[0]), float(res[1]))
+        self.paths = sorted({f for p in self.pairs for f in p.files})
+        boxes, intervals = [], []
+        for pair in self.pairs:
+            left, right = pair.dataset.index.index.left.min(), pair.dataset.index.index.right.max()
+            intervals.append((left, right))
+            boxes.append(
+                shapely.box(*_snap_inward(pair.dataset.index.total_bounds, pair.s2_transform))
+            )
+        self.index = gpd.GeoDataFrame(
+            {"pair_id": [p.pair_id for p in self.pairs]},
+            index=pd.IntervalIndex.from_tuples(intervals, closed="both", name="datetime"),
+            geometry=boxes,
+            crs=crs,
+        )
+
+    @property
+    def crs(self) -> CRS:
+        """CRS of the patches (the S2 CRS); fixed, because the S2 grid is."""
+        crs: CRS = self.index.crs
+        return crs
+
+    @crs.setter
+    def crs(self, new_crs: CRS) -> None:
+        if new_crs != self.crs:
+            raise ValueError(
+                f"PairedRasterDataset is fixed to the S2 grid ({self.crs}); cannot change to "
+                f"{new_crs} (intersect it with datasets in its CRS)"
+            )
+
+    @property
+    def res(self) -> tuple[float, float]:
+        """Pixel size (x, y) of the patches (the S2 resolution); fixed, as :attr:`crs`."""
+        return self._res
+
+    @res.setter
+    def res(self, new_res: float | tuple[float, float]) -> None:
+        pair = (new_res, new_res) if isinstance(new_res, int | float) else new_res
+        if tuple(float(v) for v in pair) != self._res:
+            raise ValueError(
+                f"PairedRasterDataset is fixed to the S2 resolution {self._res}; cannot change "
+                f"to {new_res}"
+            )
+
+    def pair_for(self, query: GeoSlice) -> PairRasters:
+        """The pair that serves ``query``.
+
+        Args:
+            query: [xmin:xmax:xres, ymin:ymax:yres, tmin:tmax:tres] coordinates to index.
+
+        Returns:
+            The pair whose interval equals the query's, else overlaps it, and whose footprint
+            covers most of the query's box (first in catalog order on ties).
+
+        Raises:
+            IndexError: If no pair intersects the query in space and time.
+        """
+        x, y, t = self._disambiguate_slice(query)
+        intervals = self.index.index
+        box = shapely.box(x.start, y.start, x.stop, y.stop)
+        area = self.index.geometry.intersection(box).area.to_numpy()
+        hit = intervals.overlaps(pd.Interval(t.start, t.stop)) & self.index.intersects(box)
+        if not hit.any():
+            raise IndexError(f"query: {query} not found in index with bounds: {self.bounds}")
+        exact = (intervals.left == t.start) & (intervals.right == t.stop)
+        # Lexicographic (exact interval, area) among hits; argmax keeps the first on ties.
+        score = np.where(hit, exact * (area.max() + 1.0) + area, -1.0)
+        return self.pairs[int(np.argmax(score))]
+
+    def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
+        """Read one paired patch.
+
+        Args:
+            query: [xmin:xmax:xres, ymin:ymax:yres, tmin:tmax:tres] coordinates to index.
+
+        Returns:
+            ``{'image_s1', 'image_s2', 'mask_<task>'..., 'valid', 'crs', 'bounds'}`` (see the
+            module docstring).
+
+        Raises:
+            IndexError: If no pair intersects the query.
+        """
+        pair = self.pair_for(query)
+        raw = pair.dataset[query]
+        s1 = raw["image_s1"].to(torch.float32)
+        s2 = raw["image_s2"].to(torch.float32)
+        valid = torch.isfinite(s1).all(dim=0)
+        if pair.s2_nodata is not None:
+            valid &= (s2 != pair.s2_nodata).all(dim=0)
+        if "cloud" in raw:
+            valid &= raw["cloud"] != CLOUD_VALUE
+        sample: dict[str, Any] = {"image_s1": s1, "image_s2": s2}
+        for task in self.tasks:
+            key = f"mask_{task}"
+            mask = raw.get(key)
+            if mask is None:
+                mask = torch.full(valid.shape, MASK_NODATA, dtype=torch.int64)
+            sample[key] = mask.to(torch.int64)
+        sample.update(valid=valid, crs=raw["crs"], bounds=raw["bounds"])
+        if self.transforms is not None:
+            sample = self.transforms(sample)
+        return sample
+
+
+def _utc_naive(value: Any) -> pd.Timestamp:
+    stamp = pd.Timestamp(value)
+    return stamp.tz_convert("UTC").tz_localize(None) if stamp.tzinfo else stamp
+
+
+def _pair_interval(*datetimes: Any) -> _Interval:
+    """Whole UTC days from the earliest to the latest acquisition, as torchgeo dates a day."""
+    stamps = [_utc_naive(d) for d in datetimes]
+    start = min(stamps).normalize()
+    end = max(stamps).normalize() + pd.Timedelta(days=1) - pd.Timedelta(microseconds=1)
+    return start, end
+
+
+def _single_file(row: Mapping[str, Any], what: str) -> str:
+    paths = sorted({str(p) for p in row["band_paths"]})
+    if len(paths) != 1:
+        raise ValueError(
+            f"{what} raster {row['raster_id']} is split over {len(paths)} files "
+            f"({paths[0]}, ...): the on-the-fly mode reads single-file rasters; use the chip store"
+        )
+    if not Path(paths[0]).is_file():
+        raise FileNotFoundError(
+            f"{what} raster {row['raster_id']}: file {paths[0]} does not exist (moved since the "
+            "catalog was built? rebuild it with `eo-mmcl catalog`)"
+        )
+    return paths[0]
+
+
+def _nodata(row: Mapping[str, Any]) -> float | None:
+    value = row["nodata"]
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def _companions(
+    rasters: pd.DataFrame, s2_row: Mapping[str, Any], role: str
+) -> dict[str, Mapping[str, Any]]:
+    """Label (per task) or cloud-mask rows of the pair's S2 scene, as the chip store finds them.
+
+    Rasters of the same scene and sensor S2 belong to the S2 image; where a scene holds several
+    per task (several dates), the one dated like the S2 image is taken.
+
+    Raises:
+        ValueError: If a task still has several candidate rasters.
+    """
+    if pd.isna(s2_row["scene"]):
+        return {}
+    rows = rasters[
+        (rasters["role"] == role)
+        & (rasters["sensor"] == "S2")
+        & (rasters["scene"] == s2_row["scene"])
+    ]
+    keys = rows["task"].fillna(role) if role == "label" else pd.Series(role, index=rows.index)
+    found: dict[str, Mapping[str, Any]] = {}
+    for key in sorted(set(keys)):
+        group = rows[keys == key]
+        if len(group) > 1:
+            group = group[group["datetime"] == s2_row["datetime"]]
+        if len(group) != 1:
+            files = [p for paths in rows[keys == key]["paths"] for p in paths]
+            raise ValueError(
+                f"{role} rasters of scene {s2_row['scene']!r} ({key}) are ambiguous for "
+                f"{s2_row['raster_id']}: {files}"
+            )
+        found[str(key)] = group.iloc[0]
+    return found
+
+
+def _intersect_all(leaves: Sequence[CatalogRasterDataset], pair_id: str) -> GeoDataset:
+    """``leaves[0] & leaves[1] & ...``, as torchgeo 0.8.1 allows.
+
+    Each overlay suffixes clashing columns with ``_1``/``_2``: from the fourth dataset on,
+    ``filepath`` becomes ``filepath_1`` a second time and pandas refuses the merge. An
+    intersection reads through its children and samples from its geometry and time interval
+    only, so its other columns are dropped after each step.
+    """
+    dataset: GeoDataset = leaves[0]
+    for leaf in leaves[1:]:
+        try:
+            dataset = IntersectionDataset(dataset, leaf)
+        except RuntimeError as err:  # torchgeo: "Datasets have no spatial/temporal intersection"
+            raise ValueError(f"pair {pair_id}: {leaf.files[0]} does not overlap the pair") from err
+        dataset.index = dataset.index[[dataset.index.geometry.name]]
+    return dataset
+
+
+def _pair_rasters(
+    pair: Any,
+    rows: Mapping[str, Mapping[str, Any]],
+    tasks: Sequence[str],
+    crs: CRS,
+    res: tuple[float, float],
+    cache: bool,
+) -> PairRasters:
+    """Build one pair's intersection from its catalog rows (``s2``, ``s1``, tasks, ``cloud``)."""
+    s2_row, s1_row = rows["s2"], rows["s1"]
+    s1_nodata = _nodata(s1_row)
+    if s1_nodata is not None and not math.isnan(s1_nodata):
+        raise ValueError(
+            f"S1 raster {_single_file(s1_row, 'S1')} declares nodata {s1_nodata}; the "
+            "on-the-fly mode reads dB with NaN as nodata"
+        )
+    interval = _pair_interval(pair.s2_datetime, pair.s1_datetime)
+    common: dict[str, Any] = {"crs": crs, "res": res, "interval": interval, "cache": cache}
+    leaves: list[CatalogRasterDataset] = [
+        S2ImageDataset(
+            _single_file(s2_row, "S2"),
+            all_bands=list(s2_row["band_names"]),
+            bands=S2_L2A_BANDS,
+            **common,
+        ),
+        S1ImageDataset(
+            _single_file(s1_row, "S1"),
+            all_bands=list(s1_row["band_names"]),
+            bands=S1_SAMPLE_BANDS,
+            **common,
+        ),
+    ]
+    for task in tasks:
+        if task not in rows:
+            warnings.warn(
+                f"pair {pair.pair_id} ({s2_row['raster_id']}) has no {task} label raster: "
+                f"mask_{task} is {MASK_NODATA} (nodata) there",
+                stacklevel=3,
+            )
+            continue
+        path = _single_file(rows[task], "label")
+        leaves.append(LabelDataset(path, task, _nodata(rows[task]), **common))
+    if "cloud" in rows:
+        leaves.append(CloudMaskDataset(_single_file(rows["cloud"], "cloud mask"), **common))
+    return PairRasters(
+        pair_id=pair.pair_id,
+        dataset=_intersect_all(leaves, pair.pair_id),
+        files=tuple(leaf.files[0] for leaf in leaves),
+        s2_transform=Affine(*s2_row["transform"][:6]),
+        s2_nodata=_nodata(s2_row),
+    )
+
+
+def paired_raster_dataset(
+    catalog_dir: str | Path,
+    tasks: Sequence[str] | None = None,
+    pair_ids: Sequence[str] | None = None,
+    transforms: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    cache: bool = True,
+) -> PairedRasterDataset:
+    """Build the on-the-fly paired dataset ``S1 & S2 & labels & cloud`` from a catalog.
+
+    Args:
+        catalog_dir: Catalog folder (``eo-mmcl catalog`` output).
+        tasks: Label tasks to return as ``mask_<task>`` (default: every task of the selected
+            pairs' scenes; ``[]`` for none).
+        pair_ids: Pairs to use (default: all pairs of the catalog).
+        transforms: Applied to each finished sample.
+        cache: Keep file handles open between samples (torchgeo's cache).
+
+    Returns:
+        The dataset, on the S2 CRS and resolution of the pairs.
+
+    Raises:
+        FileNotFoundError: If the catalog tables or a raster file are missing.
+        ValueError: If the catalog has no pairs, a pair id or task is unknown, the pairs are in
+            several CRSs or resolutions, a raster lacks the bands needed, is split over several
+            files, has a finite S1 nodata value, or does not overlap its pair.
+    """
+    folder = Path(catalog_dir)
+    missing = [f for f in (RASTERS_FILE, PAIRS_FILE) if not (folder / f).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{folder}: not a catalog folder (missing {', '.join(missing)})")
+    catalog = read_catalog(folder)
+    pairs = catalog.pairs
+    if pairs.empty:
+        raise ValueError(
+            f"{folder / PAIRS_FILE} holds no S1/S2 pair: the on-the-fly mode needs paired "
+            "rasters (see the catalog's rejected.parquet and its --max-days/--min-overlap)"
+        )
+    if pair_ids is not None:
+        unknown = sorted(set(pair_ids) - set(pairs["pair_id"]))
+        if unknown or not pair_ids:
+            raise ValueError(
+                f"unknown pair ids {unknown} in {folder / PAIRS_FILE} "
+                f"(it has {sorted(pairs['pair_id'])[:10]}...)"
+                if unknown
+                else "pair_ids is empty"
+            )
+        pairs = pairs[pairs["pair_id"].isin(list(pair_ids))]
+    rasters = catalog.rasters.set_index("raster_id", drop=False)
+
+    s2_rows = [rasters.loc[s2_id] for s2_id in pairs["s2_id"]]
+    crss = {str(r["crs"]) for r in s2_rows}
+    if len(crss) > 1:
+        raise ValueError(
+            f"the selected pairs are in several S2 CRSs {sorted(crss)}: select pairs of one CRS "
+            "with pair_ids (patches of one dataset share one grid)"
+        )
+    resolutions = {(float(r["res_x"]), float(r["res_y"])) for r in s2_rows}
+    if len(resolutions) > 1:
+        raise ValueError(f"the selected pairs' S2 rasters have several resolutions {resolutions}")
+    crs = CRS.from_user_input(crss.pop())
+    res = resolutions.pop()
+
+    labels_of = [_companions(rasters, r, "label") for r in s2_rows]
+    available = sorted({t for found in labels_of for t in found})
+    if tasks is None:
+        tasks = available
+    unknown_tasks = sorted(set(tasks) - set(available))
+    if unknown_tasks:
+        raise ValueError(
+            f"no label raster for tasks {unknown_tasks} in {folder / RASTERS_FILE} for the "
+            f"selected pairs (available: {available})"
+        )
+
+    built: list[PairRasters] = []
+    for pair, s2_row, labels in zip(pairs.itertuples(), s2_rows, labels_of, strict=True):
+        rows = {"s2": s2_row, "s1": rasters.loc[pair.s1_id], **labels}
+        clouds = _companions(rasters, s2_row, "cloud_mask")
+        if clouds:
+            rows["cloud"] = clouds["cloud_mask"]
+        built.append(_pair_rasters(pair, rows, tasks, crs, res, cache))
+    return PairedRasterDataset(built, crs=crs, res=res, tasks=tasks, transforms=transforms)
+
+
+def onthefly_samplers(
+    dataset: PairedRasterDataset,
+    patch_size: int,
+    length: int,
+    train: bool = True,
+    stride: int | None = None,
+    seed: int | None = None,
+) -> GeoSampler:
+    """The torchgeo sampler of a split: random patches to train, a regular grid to evaluate.
+
+    Batch the samples with torchgeo's ``stack_samples`` (it stacks the tensors and lists
+    ``crs`` and ``bounds``). Patch positions are whole S2 pixels from the snapped footprints,
+    so patches stay on the S2 grid. Near footprint edges, and in the grid's last row and column
+    (which torchgeo 0.8.1 lets run past the footprint), patches hold nodata: use ``valid``.
+
+    Args:
+        dataset: The paired dataset.
+        patch_size: Patch height and width in S2 pixels.
+        length: Number of random patches per epoch (training only).
+        train: ``RandomGeoSampler(dataset, size=patch_size, length=length)`` if true, else
+            ``GridGeoSampler(dataset, size=patch_size, stride=stride)``.
+        stride: Step of the evaluation grid in S2 pixels (default: ``patch_size``).
+        seed: Seed of the random patch positions. torchgeo draws which pair a patch comes from
+            with torch's global generator, so seed that too for reproducible multi-pair epochs.
+
+    Returns:
+        The sampler.
+
+    Raises:
+        ValueError: If a size is not positive, or no pair's footprint fits one patch.
+    """
+    for name, value in (("patch_size", patch_size), ("length", length), ("stride", stride)):
+        if value is not None and value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    xres, yres = dataset.res
+    bounds = dataset.index.geometry.bounds
+    width = (bounds["maxx"] - bounds["minx"]) / xres
+    height = (bounds["maxy"] - bounds["miny"]) / yres
+    if not ((width >= patch_size) & (height >= patch_size)).any():
+        sizes = [(round(w), round(h)) for w, h in zip(width, height, strict=True)]
+        raise ValueError(
+            f"no pair's shared footprint fits a {patch_size} px patch (footprints, px: {sizes})"
+        )
+    if not train:
+        return GridGeoSampler(dataset, size=patch_size, stride=stride or patch_size)
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    return RandomGeoSampler(dataset, size=patch_size, length=length, generator=generator)
