@@ -230,8 +230,11 @@ def tile(
         tuple[float, float, float], typer.Option(help="Train, val and test fractions.")
     ] = (0.7, 0.15, 0.15),
     seed: Annotated[int, typer.Option(help="Seed of the splits and of the store order.")] = 0,
-    chips_per_chunk: Annotated[int, typer.Option(help="Chips per Zarr chunk.")] = 16,
-    chunks_per_task: Annotated[int, typer.Option(help="Zarr chunks per Dask task.")] = 4,
+    chips_per_chunk: Annotated[
+        int | None,
+        typer.Option(help="Chips per Zarr chunk (default: about 32 MiB of S2 per chunk)."),
+    ] = None,
+    chunks_per_task: Annotated[int, typer.Option(help="Zarr chunks per Dask task.")] = 1,
     s2_only: Annotated[
         bool, typer.Option(help="Tile S2 images alone (no S1), e.g. a real S2 scene.")
     ] = False,

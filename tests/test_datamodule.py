@@ -64,12 +64,23 @@ def test_splits_partition_the_index(chips_dir: Path) -> None:
 
 def test_chunk_shuffle_sampler(chips_dir: Path) -> None:
     dataset = ChipStoreDataset(chips_dir, split="train")
-    sampler = ChunkShuffleSampler(dataset, seed=1)
+    sampler = ChunkShuffleSampler(dataset, seed=1, chunks_per_window=2)
     first = list(sampler)
     assert sorted(first) == list(range(len(dataset)))
-    # Consecutive positions stay within a chunk until it is exhausted.
+    # At most two chunks are "open" (started, not exhausted) at any time: the dataset's chunk
+    # cache then serves every read after the first of each chunk.
     chunks = dataset.store_index[first] // dataset.chips_per_chunk
-    assert (np.diff(chunks) != 0).sum() == len(np.unique(chunks)) - 1
+    remaining = dict(zip(*np.unique(chunks, return_counts=True), strict=True))
+    open_chunks: set[int] = set()
+    for chunk in chunks:
+        open_chunks.add(int(chunk))
+        assert len(open_chunks) <= 2
+        remaining[chunk] -= 1
+        if remaining[chunk] == 0:
+            open_chunks.discard(int(chunk))
+    single = ChunkShuffleSampler(dataset, seed=1, chunks_per_window=1)
+    order = dataset.store_index[list(single)] // dataset.chips_per_chunk
+    assert (np.diff(order) != 0).sum() == len(np.unique(order)) - 1
     sampler.set_epoch(1)
     assert list(sampler) != first
     sampler.set_epoch(0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,9 @@ from torchgeo.datasets import NonGeoDataset
 
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.tiling.store import INDEX_FILE, SPLITS, open_store, store_metadata
+
+#: Chunks the sampler shuffles together and the dataset keeps in memory per array.
+CHUNKS_PER_WINDOW = 4
 
 
 class ChipStoreDataset(NonGeoDataset):
@@ -73,7 +77,12 @@ class ChipStoreDataset(NonGeoDataset):
         self.store_index = self.index["store_index"].to_numpy(dtype=np.int64)
         self.chips_per_chunk = int(layout["chips_per_chunk"])
         self._group: zarr.Group | None = None
+        self._handles: dict[str, zarr.Array] = {}
         self._pid: int | None = None
+        # Recently read chunks of each array (a small LRU): the sampler walks a few chunks at a
+        # time, so the batches that continue them find them here instead of reading them again.
+        self.cache_chunks = CHUNKS_PER_WINDOW
+        self._cache: dict[str, OrderedDict[int, np.ndarray]] = {}
 
     def __len__(self) -> int:
         return len(self.store_index)
@@ -84,7 +93,27 @@ class ChipStoreDataset(NonGeoDataset):
         if self._group is None or self._pid != os.getpid():
             self._group = zarr.open_group(str(self.chips_dir / "chips.zarr"), mode="r")
             self._pid = os.getpid()
+            self._cache = {}
+            self._handles = {}
         return self._group
+
+    def _chunk(self, group: zarr.Group, name: str, chunk: int) -> np.ndarray:
+        cache = self._cache.setdefault(name, OrderedDict())
+        if chunk in cache:
+            cache.move_to_end(chunk)
+            return cache[chunk]
+        if name not in self._handles:
+            # Each lookup reads the array's metadata from the store: do it once per process.
+            handle = group[name]
+            assert isinstance(handle, zarr.Array)
+            self._handles[name] = handle
+        array = self._handles[name]
+        start = chunk * self.chips_per_chunk
+        block = np.asarray(array[start : min(start + self.chips_per_chunk, array.shape[0])])
+        cache[chunk] = block
+        if len(cache) > self.cache_chunks:
+            cache.popitem(last=False)  # least recently used
+        return block
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         """One sample (see the class docstring).
@@ -111,29 +140,34 @@ class ChipStoreDataset(NonGeoDataset):
         names = [n for n in ("s1", "s2") if n in self.modalities] + ["valid", *self.tasks]
         per = self.chips_per_chunk
         data: dict[str, np.ndarray] = {}
+        chunks = slots // per
         for name in names:
-            array = group[name]
-            assert isinstance(array, zarr.Array)
-            out = np.empty((len(slots), *array.shape[1:]), dtype=array.dtype)
-            for chunk in np.unique(slots // per):
-                start = int(chunk) * per
-                block = np.asarray(array[start : min(start + per, array.shape[0])])
-                members = np.flatnonzero(slots // per == chunk)
-                out[members] = block[slots[members] - start]
+            parts = {int(c): self._chunk(group, name, int(c)) for c in dict.fromkeys(chunks)}
+            first = next(iter(parts.values()))
+            out = np.empty((len(slots), *first.shape[1:]), dtype=first.dtype)
+            for chunk, block in parts.items():
+                members = np.flatnonzero(chunks == chunk)
+                out[members] = block[slots[members] - chunk * per]
             data[name] = out
+        # Convert whole batches at once; samples are views into them (collate copies anyway).
+        images = {
+            n: torch.from_numpy(data[n].astype(np.float32, copy=False))
+            for n in ("s1", "s2")
+            if n in data
+        }
+        valid = torch.from_numpy(data["valid"].astype(bool))
+        labels = {t: torch.from_numpy(data[t].astype(np.int64)) for t in self.tasks}
         samples = []
         for i, slot in enumerate(slots):
             sample: dict[str, Tensor] = {"index": torch.tensor(int(slot))}
-            for name in ("s1", "s2"):
-                if name in data:
-                    sample[f"image_{name}"] = torch.from_numpy(data[name][i].astype(np.float32))
-            sample["valid"] = torch.from_numpy(data["valid"][i].astype(bool))
-            for task in self.tasks:
-                values = torch.from_numpy(data[task][i].astype(np.int64))
+            for name, batch in images.items():
+                sample[f"image_{name}"] = batch[i]
+            sample["valid"] = valid[i]
+            for task, batch in labels.items():
                 if self.task_kinds[task] == "multilabel":
-                    sample[f"label_{task}"] = values.float()
+                    sample[f"label_{task}"] = batch[i].float()
                 else:
-                    sample[f"mask_{task}"] = values
+                    sample[f"mask_{task}"] = batch[i]
             samples.append(sample)
         return samples
 
@@ -174,12 +208,14 @@ class ChipStoreDataset(NonGeoDataset):
 
 
 class ChunkShuffleSampler(Sampler[int]):
-    """Random order that visits chips chunk by chunk.
+    """Random order that visits chips a few chunks at a time.
 
-    Chunks are shuffled, and chips within each chunk; consecutive indices therefore fall in few
-    chunks and a batch costs a few chunk reads. The store already holds each split in a seeded
-    random order, so a chunk is a random sample of its split and batches mix chunks afresh in
-    every epoch. Under DDP each replica takes every ``num_replicas``-th chunk.
+    Chunks are shuffled and taken ``chunks_per_window`` at a time; the chips of a window are
+    shuffled together. Consecutive indices therefore fall in a few chunks, which the dataset
+    reads once and keeps while the window lasts. The store already holds each split in a seeded
+    random order, so a chunk is a random sample of its split, and windows (hence batches) mix
+    different chunks in every epoch. Under DDP each replica takes every ``num_replicas``-th
+    window.
 
     Args:
         dataset: The chip store dataset.
@@ -187,6 +223,7 @@ class ChunkShuffleSampler(Sampler[int]):
         seed: Base seed; the epoch is added (call :meth:`set_epoch`).
         num_replicas: Number of distributed replicas.
         rank: This replica's rank.
+        chunks_per_window: Chunks shuffled together (at most the dataset's chunk cache).
     """
 
     def __init__(
@@ -196,6 +233,7 @@ class ChunkShuffleSampler(Sampler[int]):
         seed: int = 0,
         num_replicas: int = 1,
         rank: int = 0,
+        chunks_per_window: int = CHUNKS_PER_WINDOW,
     ) -> None:
         self.chunks = dataset.store_index // dataset.chips_per_chunk
         self.shuffle = shuffle
@@ -203,6 +241,11 @@ class ChunkShuffleSampler(Sampler[int]):
         self.epoch = 0
         self.num_replicas = num_replicas
         self.rank = rank
+        if not 1 <= chunks_per_window <= dataset.cache_chunks:
+            raise ConfigError(
+                f"chunks_per_window must be in 1..{dataset.cache_chunks}, got {chunks_per_window}"
+            )
+        self.chunks_per_window = chunks_per_window
 
     def set_epoch(self, epoch: int) -> None:
         """Change the shuffle of the next iteration (Lightning calls this each epoch)."""
@@ -212,10 +255,13 @@ class ChunkShuffleSampler(Sampler[int]):
         unique = np.unique(self.chunks)
         rng = np.random.default_rng([self.seed, self.epoch])
         order = rng.permutation(unique) if self.shuffle else unique
-        order = order[self.rank :: self.num_replicas]
+        windows = [
+            order[i : i + self.chunks_per_window]
+            for i in range(0, len(order), self.chunks_per_window)
+        ]
         groups = []
-        for chunk in order:
-            members = np.flatnonzero(self.chunks == chunk)
+        for window in windows[self.rank :: self.num_replicas]:
+            members = np.flatnonzero(np.isin(self.chunks, window))
             groups.append(rng.permutation(members) if self.shuffle else members)
         return groups
 

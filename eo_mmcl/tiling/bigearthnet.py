@@ -122,7 +122,7 @@ def convert_bigearthnet(
     folder: str | Path,
     chips_dir: str | Path,
     seed: int = 0,
-    chips_per_chunk: int = 16,
+    chips_per_chunk: int = 32,
     force: bool = False,
 ) -> TileResult:
     """Convert a BigEarthNet v2 folder (LMDB + metadata parquet) into a chip store.

@@ -58,6 +58,27 @@ S1_STORE_BANDS = S1_BANDS[:2]  # VV, VH
 DEFAULT_GROUPS = {"landcover": "R", "s1_unique": "U1", "s2_unique": "U2", "synergy": "S"}
 
 
+#: Target size of one S2 chunk. Zarr v3 costs about a millisecond per chunk read whatever its
+#: size, so chunks must be large for chip reads to approach memory-map speed; 32 MiB keeps the
+#: datamodule's cache of a few chunks per array well under a gigabyte.
+TARGET_CHUNK_BYTES = 32 * 2**20
+
+
+def auto_chips_per_chunk(chip_size: int, bands: int = len(S2_L2A_BANDS)) -> int:
+    """Chips per chunk so that an S2 chunk holds about ``TARGET_CHUNK_BYTES``.
+
+    Args:
+        chip_size: Chip size in pixels.
+        bands: S2 bands (uint16).
+
+    Returns:
+        A power of two in 8..256 (64 for 128 px chips, 256 for 64 px chips).
+    """
+    per_chip = bands * chip_size * chip_size * 2
+    n = max(1, TARGET_CHUNK_BYTES // per_chip)
+    return int(min(256, max(8, 2 ** int(np.log2(n)))))
+
+
 @dataclass(frozen=True)
 class TileConfig:
     """Options of ``eo-mmcl tile``.
@@ -70,7 +91,7 @@ class TileConfig:
         split_block: Side of a split block, in chips.
         split_fractions: Train, val and test fractions.
         seed: Seed of the split draws and of the store order.
-        chips_per_chunk: Chips per Zarr chunk.
+        chips_per_chunk: Chips per Zarr chunk (default: :func:`auto_chips_per_chunk`).
         chunks_per_task: Zarr chunks written by one Dask task.
         s2_only: Tile S2 images alone (no S1), e.g. a real S2 scene.
     """
@@ -82,8 +103,8 @@ class TileConfig:
     split_block: int = 8
     split_fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int = 0
-    chips_per_chunk: int = 16
-    chunks_per_task: int = 4
+    chips_per_chunk: int | None = None
+    chunks_per_task: int = 1
     s2_only: bool = False
 
     def __post_init__(self) -> None:
@@ -99,8 +120,15 @@ class TileConfig:
         fractions = self.split_fractions
         if len(fractions) != 3 or min(fractions) < 0 or not np.isclose(sum(fractions), 1.0):
             raise ConfigError(f"split_fractions must be 3 values >= 0 summing to 1: {fractions}")
-        if self.chips_per_chunk < 1 or self.chunks_per_task < 1:
+        if (self.chips_per_chunk is not None and self.chips_per_chunk < 1) or (
+            self.chunks_per_task < 1
+        ):
             raise ConfigError("chips_per_chunk and chunks_per_task must be >= 1")
+
+    @property
+    def chunk_length(self) -> int:
+        """Chips per Zarr chunk: the option, or the size-based default."""
+        return self.chips_per_chunk or auto_chips_per_chunk(self.chip_size)
 
     @property
     def step(self) -> int:
@@ -324,7 +352,7 @@ def plan_tiling(
     if not windows:
         raise SourceError(f"{catalog_dir}: no chip window fits any pair; " + "; ".join(messages))
     slots, n_slots = store_order(
-        np.array([w.split for w in windows], dtype=object), config.chips_per_chunk, config.seed
+        np.array([w.split for w in windows], dtype=object), config.chunk_length, config.seed
     )
     layout = StoreLayout(
         n_slots=n_slots,
@@ -332,7 +360,7 @@ def plan_tiling(
         s2_bands=S2_L2A_BANDS,
         s1_bands=() if config.s2_only else S1_STORE_BANDS,
         tasks=tuple(tasks),
-        chips_per_chunk=config.chips_per_chunk,
+        chips_per_chunk=config.chunk_length,
         has_cloud=True,
     )
     return layout, windows, slots, {p.pair_id: p for p, _ in pairs}, messages
@@ -476,7 +504,7 @@ def _make_tasks(
     progress_dir: Path,
     config: TileConfig,
 ) -> list[TileTask]:
-    per_task = config.chips_per_chunk * config.chunks_per_task
+    per_task = config.chunk_length * config.chunks_per_task
     by_task: dict[int, list[tuple[int, str, int, int, str]]] = {}
     for window, slot in zip(windows, slots, strict=True):
         by_task.setdefault(int(slot) // per_task, []).append(
