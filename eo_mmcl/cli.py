@@ -302,5 +302,31 @@ def tile(
     console.print(" ".join(f"{k}={v}" for k, v in counts.items()))
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+@reports_errors
+def train(ctx: typer.Context) -> None:
+    """Train encoders under one objective (LightningCLI; `eo-mmcl train --help` lists all keys).
+
+    Usage: eo-mmcl train --config pipelines/configs/<objective>.yaml --data.chips_dir CHIPS_DIR
+    [--trainer.max_epochs N ...] [--ckpt_path last]. Objectives: clip, simclr, cross_self,
+    decur, comm, coral, supervised. Checkpoints keep the config, the band lists and the
+    normalisation statistics.
+    """
+    from eo_mmcl.tasks.train import run_training
+
+    cli = run_training(ctx.args)
+    trainer = cli.trainer
+    checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or ""
+    metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith("loss")}
+    console.print(
+        f"objective={cli.model.objective} epochs={trainer.current_epoch} "
+        f"steps={trainer.global_step} checkpoint={checkpoint} "
+        + " ".join(f"{k.replace('/', '_')}={v:.4f}" for k, v in sorted(metrics.items()))
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

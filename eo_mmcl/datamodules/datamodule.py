@@ -99,6 +99,14 @@ class PairedS1S2DataModule(NonGeoDataModule):
         return {k: dict(v) for k, v in stats.items()}
 
     @property
+    def store_tasks(self) -> dict[str, dict[str, Any]]:
+        """The chip store's label tasks (group, classes, kind), empty without a store."""
+        if self.chips_dir is None:
+            return {}
+        layout = ChipStoreDataset(self.chips_dir, split=None).metadata["layout"]
+        return dict(layout["tasks"])
+
+    @property
     def bands(self) -> dict[str, list[str]]:
         """Band names per modality (what encoders' ``in_chans`` must match)."""
         return {k: list(v.get("bands", [])) for k, v in self.normalisation.items()}
@@ -151,7 +159,10 @@ class PairedS1S2DataModule(NonGeoDataModule):
             )
             return DataLoader(dataset, sampler=geo_sampler, collate_fn=stack_samples, **common)
         chunk_sampler = ChunkShuffleSampler(dataset, shuffle=split == "train", seed=self.seed)
-        return DataLoader(dataset, sampler=chunk_sampler, **common)
+        # Contrastive and batch-normalised objectives need full batches: a last batch of one
+        # chip has no negatives and no batch statistics.
+        drop_last = split == "train" and len(dataset) > batch_size
+        return DataLoader(dataset, sampler=chunk_sampler, drop_last=drop_last, **common)
 
     def transfer_batch_to_device(
         self, batch: dict[str, Any], device: torch.device, dataloader_idx: int

@@ -1,0 +1,235 @@
+"""The base LightningModule of every objective: models, losses, views, logging, checkpoints."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from typing import Any, ClassVar
+
+import torch
+from lightly.utils.debug import std_of_l2_normalized
+from lightning import LightningModule
+from torch import Tensor
+
+from eo_mmcl import __version__
+from eo_mmcl.errors import ConfigError
+from eo_mmcl.losses import LossOutput
+from eo_mmcl.models import PairedEncoder, ProjectionHead, build_paired_encoder
+from eo_mmcl.tasks.views import PairedViews
+
+
+class ObjectiveTask(LightningModule):
+    """One training objective over paired S1/S2 batches (torchgeo's BaseTask pattern).
+
+    Subclasses set :attr:`objective` and implement :meth:`configure_losses` and
+    :meth:`compute_loss`, and extend :meth:`configure_models` and :meth:`embed`. Batches arrive
+    normalised (and, in training, paired-augmented) from the datamodule; objectives that need
+    two views draw them here with :class:`PairedViews`, on the device.
+
+    Every step logs the loss, its terms and a collapse monitor: the standard deviation of the
+    L2-normalised embeddings over the batch (about ``1/sqrt(dim)`` when healthy, 0 when
+    collapsed). A non-finite loss stops training with an error naming the objective and step.
+    Checkpoints keep the hyperparameters (Lightning), the band lists and the normalisation
+    statistics of the chip store, so later stages need nothing else.
+
+    Args:
+        backbone: timm model name for both sensors.
+        output_stride: timm ``output_stride`` (e.g. 16 for more tokens on small chips).
+        proj_dim: Width of the projection (loss) space.
+        proj_hidden_dim: Hidden width of the projection heads.
+        temperature: Temperature of the contrastive terms.
+        lr: AdamW learning rate.
+        weight_decay: AdamW weight decay.
+        crop_scale: Area range of the views' random resized crops.
+        noise_std: Additive noise of the views (normalised units).
+        gain_std: Per-band gain jitter of the views.
+        s1_channels: Sentinel-1 bands.
+        s2_channels: Sentinel-2 bands.
+    """
+
+    objective: ClassVar[str] = "base"
+
+    def __init__(
+        self,
+        backbone: str = "resnet18",
+        output_stride: int | None = None,
+        proj_dim: int = 128,
+        proj_hidden_dim: int = 512,
+        temperature: float = 0.1,
+        lr: float = 1e-3,
+        weight_decay: float = 1e-4,
+        crop_scale: tuple[float, float] = (0.5, 1.0),
+        noise_std: float = 0.1,
+        gain_std: float = 0.1,
+        s1_channels: int = 2,
+        s2_channels: int = 12,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.data_meta: dict[str, Any] = {}
+        self.views = PairedViews(tuple(crop_scale), noise_std, gain_std)  # type: ignore[arg-type]
+        self.configure_models()
+        self.configure_losses()
+        self.configure_metrics()
+
+    # -- hooks -------------------------------------------------------------------------------
+    def configure_models(self) -> None:
+        """Build the S1 and S2 backbones (subclasses add heads and fusion modules)."""
+        extra = (
+            {}
+            if self.hparams["output_stride"] is None
+            else {"output_stride": self.hparams["output_stride"]}
+        )
+        self.encoder: PairedEncoder = build_paired_encoder(
+            self.hparams["backbone"],
+            s1_channels=self.hparams["s1_channels"],
+            s2_channels=self.hparams["s2_channels"],
+            **extra,
+        )
+
+    def projection_head(self, in_dim: int) -> ProjectionHead:
+        """A projection head into the loss space, sized by the hyperparameters."""
+        return ProjectionHead(in_dim, self.hparams["proj_hidden_dim"], self.hparams["proj_dim"])
+
+    @abstractmethod
+    def configure_losses(self) -> None:
+        """Build the loss modules."""
+
+    def configure_metrics(self) -> None:
+        """Metrics beyond the loss terms and the collapse monitor (none by default)."""
+
+    @abstractmethod
+    def compute_loss(self, batch: dict[str, Tensor]) -> tuple[LossOutput, dict[str, Tensor]]:
+        """The loss of a batch, and the embeddings to watch for collapse.
+
+        Args:
+            batch: A normalised batch.
+
+        Returns:
+            ``(loss, embeddings)``.
+        """
+
+    def embed(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Frozen embeddings for export and probes.
+
+        Keys: ``s1``, ``s2`` (pooled backbone features) and ``joint`` (their concatenation at
+        the backbone depth). Subclasses add their objective's probe embeddings, and ``proj_*``
+        keys for the projection (aligned) space.
+
+        Args:
+            batch: A normalised batch.
+
+        Returns:
+            Embeddings, each (B, D).
+        """
+        pooled = self.encoder.embed(batch)
+        return {**pooled, "joint": torch.cat([pooled["s1"], pooled["s2"]], dim=1)}
+
+    # -- Lightning -----------------------------------------------------------------------------
+    def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
+        loss, embeddings = self.compute_loss(batch)
+        size = int(batch["image_s2"].shape[0])
+        if not torch.isfinite(loss.total):
+            terms = ", ".join(f"{k}={float(v):.4g}" for k, v in loss.terms.items())
+            raise FloatingPointError(
+                f"objective {self.objective!r}: non-finite {stage} loss {float(loss.total)} at "
+                f"step {self.global_step} (epoch {self.current_epoch}); terms: {terms or '-'}"
+            )
+        self.log(
+            f"{stage}/loss", loss.total, prog_bar=True, batch_size=size, sync_dist=stage != "train"
+        )
+        for name, value in loss.terms.items():
+            self.log(f"{stage}/{name}", value, batch_size=size, sync_dist=stage != "train")
+        for name, value in embeddings.items():
+            self.log(
+                f"{stage}/embedding_std_{name}",
+                std_of_l2_normalized(value.detach().float()),
+                batch_size=size,
+                sync_dist=stage != "train",
+            )
+        return loss.total
+
+    def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
+        """One optimisation step.
+
+        Args:
+            batch: A normalised, augmented batch.
+            batch_idx: Index of the batch.
+
+        Returns:
+            The loss.
+        """
+        return self._step(batch, "train")
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        """Validation loss (a batch of a single chip, which has no negatives, is skipped).
+
+        Args:
+            batch: A normalised batch.
+            batch_idx: Index of the batch.
+        """
+        if batch["image_s2"].shape[0] < 2:
+            return
+        self._step(batch, "val")
+
+    def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
+        """Embeddings of a batch (with the chip ``index`` when present).
+
+        Args:
+            batch: A normalised batch.
+            batch_idx: Index of the batch.
+
+        Returns:
+            The embeddings.
+        """
+        out = self.embed(batch)
+        if "index" in batch:
+            out["index"] = batch["index"]
+        return out
+
+    def configure_optimizers(self) -> Any:
+        """AdamW with a cosine schedule over the planned epochs."""
+        optimizer = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
+        )
+        epochs = (
+            self.trainer.max_epochs
+            if self.trainer.max_epochs and self.trainer.max_epochs > 0
+            else 1
+        )
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+        return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def on_fit_start(self) -> None:
+        """Take the band lists and normalisation of the datamodule into the checkpoint.
+
+        Raises:
+            ConfigError: If the chip store's band counts differ from the model's.
+        """
+        datamodule = getattr(self.trainer, "datamodule", None)
+        if datamodule is None or not hasattr(datamodule, "normalisation"):
+            return
+        bands = datamodule.bands
+        for key, channels in (("s1", "s1_channels"), ("s2", "s2_channels")):
+            if key in bands and bands[key] and len(bands[key]) != self.hparams[channels]:
+                raise ConfigError(
+                    f"objective {self.objective!r}: the chip store has {len(bands[key])} {key} "
+                    f"bands {bands[key]} but the model expects {self.hparams[channels]}"
+                )
+        self.data_meta = {
+            "bands": bands,
+            "normalisation": datamodule.normalisation,
+            "chips_dir": str(getattr(datamodule, "chips_dir", "")),
+        }
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Store what later stages need to use the encoders (bands, normalisation)."""
+        checkpoint["eo_mmcl"] = {
+            "objective": self.objective,
+            "version": __version__,
+            **self.data_meta,
+        }
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        """Restore the band lists and normalisation."""
+        meta = checkpoint.get("eo_mmcl", {})
+        self.data_meta = {k: v for k, v in meta.items() if k not in ("objective", "version")}

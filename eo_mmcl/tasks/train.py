@@ -1,0 +1,72 @@
+"""``eo-mmcl train``: LightningCLI over the objectives and the paired datamodule."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from lightning.pytorch.cli import LightningCLI
+
+from eo_mmcl.datamodules import PairedS1S2DataModule
+from eo_mmcl.tasks.base import ObjectiveTask
+
+
+class TrainingCLI(LightningCLI):
+    """LightningCLI with eo_mmcl's defaults.
+
+    ``accelerator='auto'``; precision ``bf16-mixed`` where a CUDA device is present and
+    ``32-true`` on CPU unless the config sets one; seed 0 unless the config sets one. Models are
+    given as ``class_path``/``init_args`` (any :class:`ObjectiveTask`), the datamodule's
+    arguments directly (``--data.chips_dir CHIPS_DIR``).
+    """
+
+    def add_arguments_to_parser(self, parser: Any) -> None:
+        """Defaults that keep runs on any machine reproducible."""
+        parser.set_defaults({"trainer.accelerator": "auto"})
+
+    def before_instantiate_classes(self) -> None:
+        """Pick the precision for the device when the config leaves it open."""
+        config = (
+            self.config.get(str(self.subcommand), self.config) if self.subcommand else self.config
+        )
+        trainer = config["trainer"]
+        if trainer.get("precision") is None:
+            trainer["precision"] = "bf16-mixed" if torch.cuda.is_available() else "32-true"
+
+
+def _pop_option(args: list[str], name: str) -> str | None:
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            value = args[i + 1]
+            del args[i : i + 2]
+            return value
+        if arg.startswith(name + "="):
+            del args[i]
+            return arg.split("=", 1)[1]
+    return None
+
+
+def run_training(args: Sequence[str]) -> TrainingCLI:
+    """Parse a config and overrides, then fit.
+
+    Args:
+        args: Command-line arguments, e.g. ``["--config", "pipelines/configs/clip.yaml",
+            "--data.chips_dir", "runs/demo/chips", "--ckpt_path", "last"]``.
+
+    Returns:
+        The CLI, with its trainer and model after fitting.
+    """
+    arguments = list(args)
+    ckpt_path = _pop_option(arguments, "--ckpt_path")
+    cli = TrainingCLI(
+        ObjectiveTask,
+        PairedS1S2DataModule,
+        subclass_mode_model=True,
+        seed_everything_default=0,
+        save_config_kwargs={"overwrite": True},
+        args=arguments,
+        run=False,
+    )
+    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+    return cli

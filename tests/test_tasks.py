@@ -1,0 +1,210 @@
+"""Lightning objectives: every config fits on CPU, training learns, checkpoints are complete."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from eo_mmcl.catalog import build_catalog, folder_source
+from eo_mmcl.datamodules import PairedS1S2DataModule
+from eo_mmcl.losses import LossOutput
+from eo_mmcl.simulate import SimulationConfig, simulate_scenes
+from eo_mmcl.tasks import OBJECTIVES, CLIPTask, PairedViews, majority_labels
+from eo_mmcl.tasks.train import run_training
+from eo_mmcl.tiling import TileConfig, tile_catalog
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "pipelines" / "configs"
+TINY = [
+    "--model.init_args.proj_dim",
+    "16",
+    "--model.init_args.proj_hidden_dim",
+    "32",
+    "--data.batch_size",
+    "8",
+    "--data.num_workers",
+    "0",
+]
+
+
+@pytest.fixture(scope="module")
+def chips_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("train")
+    simulate_scenes(root / "scenes", SimulationConfig(size=256, seed=3, parcel_size=32))
+    build_catalog([folder_source(root / "scenes")], root / "catalog")
+    tile_catalog(
+        root / "catalog",
+        root / "chips",
+        TileConfig(chip_size=32, split_block=2, max_cloud=0.3),
+        workers=0,
+    )
+    return root / "chips"
+
+
+@pytest.mark.parametrize("objective", sorted(OBJECTIVES))
+def test_every_objective_fits_from_its_config(
+    objective: str, chips_dir: Path, tmp_path: Path
+) -> None:
+    assert (CONFIGS / f"{objective}.yaml").exists()
+    extra = (
+        ["--model.init_args.fusion_dim", "16", "--model.init_args.fusion_depth", "1"]
+        if objective in ("comm", "coral")
+        else []
+    )
+    cli = run_training(
+        [
+            "--config",
+            str(CONFIGS / f"{objective}.yaml"),
+            "--data.chips_dir",
+            str(chips_dir),
+            "--trainer.fast_dev_run",
+            "true",
+            "--trainer.default_root_dir",
+            str(tmp_path),
+            "--trainer.logger",
+            "false",
+            "--trainer.accelerator",
+            "cpu",
+            *TINY,
+            *extra,
+        ]
+    )
+    assert cli.model.objective == objective
+    assert cli.trainer.global_step == 1
+    loss = cli.trainer.callback_metrics["train/loss"]
+    assert torch.isfinite(loss)
+    assert any(k.startswith("train/embedding_std") for k in cli.trainer.callback_metrics)
+
+
+def _train_clip(chips_dir: Path, root: Path, epochs: int, *extra: str):
+    return run_training(
+        [
+            "--config",
+            str(REPO / "tests" / "conf" / "clip_tiny.yaml"),
+            "--data.chips_dir",
+            str(chips_dir),
+            "--trainer.max_epochs",
+            str(epochs),
+            "--trainer.default_root_dir",
+            str(root),
+            "--trainer.logger",
+            "lightning.pytorch.loggers.CSVLogger",
+            "--trainer.logger.save_dir",
+            str(root),
+            "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+            "--trainer.callbacks.dirpath",
+            str(root / "checkpoints"),
+            "--trainer.callbacks.save_last",
+            "true",
+            "--trainer.log_every_n_steps",
+            "1",
+            *extra,
+        ]
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(chips_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    root = tmp_path_factory.mktemp("clip")
+    cli = _train_clip(chips_dir, root, 8)
+    return cli, root
+
+
+def test_short_clip_training_lowers_the_loss(trained) -> None:
+    _, root = trained
+    metrics = pd.read_csv(next(root.rglob("metrics.csv")))
+    per_epoch = metrics.dropna(subset=["train/loss"]).groupby("epoch")["train/loss"].mean()
+    assert per_epoch.iloc[-1] < 0.8 * per_epoch.iloc[0], per_epoch.to_dict()
+
+
+def test_checkpoint_keeps_config_bands_and_normalisation(trained, chips_dir: Path) -> None:
+    _, root = trained
+    checkpoint = torch.load(root / "checkpoints" / "last.ckpt", weights_only=False)
+    meta = checkpoint["eo_mmcl"]
+    assert meta["objective"] == "clip"
+    assert meta["bands"]["s2"][:2] == ["B01", "B02"] and meta["bands"]["s1"] == ["VV", "VH"]
+    dm = PairedS1S2DataModule(chips_dir)
+    assert meta["normalisation"]["s2"]["mean"] == dm.normalisation["s2"]["mean"]
+    assert checkpoint["hyper_parameters"]["proj_dim"] == 16
+
+
+def test_checkpoint_reloads_in_a_fresh_process(trained, chips_dir: Path, tmp_path: Path) -> None:
+    _, root = trained
+    torch.manual_seed(0)
+    batch = {"image_s1": torch.randn(4, 2, 32, 32), "image_s2": torch.randn(4, 12, 32, 32)}
+    torch.save(batch, tmp_path / "batch.pt")
+    model = CLIPTask.load_from_checkpoint(root / "checkpoints" / "last.ckpt").eval()
+    with torch.no_grad():
+        expected = model.embed(batch)["proj_joint"].numpy()
+    code = (
+        "import numpy as np, torch\n"
+        "from eo_mmcl.tasks import CLIPTask\n"
+        f"m = CLIPTask.load_from_checkpoint({str(root / 'checkpoints' / 'last.ckpt')!r}).eval()\n"
+        f"b = torch.load({str(tmp_path / 'batch.pt')!r})\n"
+        "with torch.no_grad():\n"
+        f"    np.save({str(tmp_path / 'out.npy')!r}, m.embed(b)['proj_joint'].numpy())\n"
+        "print(m.data_meta['bands']['s1'])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    assert "VV" in done.stdout
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-5, atol=1e-6)
+
+
+def test_resume_from_the_last_checkpoint(trained, chips_dir: Path) -> None:
+    cli, root = trained
+    steps = cli.trainer.global_step
+    resumed = _train_clip(chips_dir, root, 9, "--ckpt_path", "last")
+    assert resumed.trainer.current_epoch == 9
+    assert resumed.trainer.global_step == steps + steps // 8
+
+
+def test_nan_loss_stops_training_with_a_clear_message(chips_dir: Path) -> None:
+    model = CLIPTask(proj_dim=8, proj_hidden_dim=16)
+
+    def nan_loss(batch):
+        z = torch.zeros(2, 8, requires_grad=True)
+        return LossOutput(z.sum() * float("nan"), {"clip": torch.tensor(float("nan"))}), {}
+
+    model.compute_loss = nan_loss  # type: ignore[method-assign]
+    from lightning import Trainer
+
+    trainer = Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+    )
+    with pytest.raises(FloatingPointError, match=r"objective 'clip'.*step 0"):
+        trainer.fit(model, PairedS1S2DataModule(chips_dir, batch_size=8))
+
+
+def test_majority_labels() -> None:
+    mask = torch.full((3, 4, 4), 255)
+    mask[0, :3] = 2
+    mask[0, 3] = 1
+    mask[1, :1] = 0
+    labels = majority_labels(mask, num_classes=3)
+    assert labels.tolist() == [2, 0, -1]
+    valid = torch.ones(3, 4, 4, dtype=torch.bool)
+    valid[0, :3] = False
+    assert majority_labels(mask, 3, valid).tolist() == [1, 0, -1]
+    with pytest.raises(ValueError, match="out of range"):
+        majority_labels(mask, num_classes=2)
+
+
+def test_views_share_geometry_across_modalities() -> None:
+    torch.manual_seed(0)
+    views = PairedViews(noise_std=0.0, gain_std=0.0)
+    s2 = torch.randn(4, 12, 16, 16)
+    a, b = views({"image_s1": s2[:, :2].clone(), "image_s2": s2})
+    for view in (a, b):
+        torch.testing.assert_close(view["image_s1"], view["image_s2"][:, :2])
+    assert not torch.allclose(a["image_s2"], b["image_s2"])
