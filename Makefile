@@ -7,6 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 DEMO_DIR ?= runs/demo
+DEMO_EPOCHS ?= 10
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-all lint format install clean
@@ -24,6 +25,11 @@ demo: install
 	$(BIN)/eo-mmcl simulate $(DEMO_DIR)/scenes --size 512 --seed 0 --scenes 2
 	$(BIN)/eo-mmcl catalog $(DEMO_DIR)/scenes -o $(DEMO_DIR)/catalog
 	$(BIN)/eo-mmcl tile $(DEMO_DIR)/catalog -o $(DEMO_DIR)/chips --chip-size 32 --split-block 4
+	for objective in clip coral; do \
+	  $(BIN)/eo-mmcl train --config pipelines/configs/$$objective.yaml \
+	    --data.chips_dir $(DEMO_DIR)/chips --trainer.max_epochs $(DEMO_EPOCHS) \
+	    --data.batch_size 32 --trainer.enable_progress_bar false || exit 1; \
+	done
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -41,4 +47,4 @@ format: install
 	$(BIN)/ruff format eo_mmcl tests benchmarks
 
 clean:
-	rm -rf $(DEMO_DIR) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(DEMO_DIR) runs/train .pytest_cache .mypy_cache .ruff_cache

@@ -208,3 +208,28 @@ def test_views_share_geometry_across_modalities() -> None:
     for view in (a, b):
         torch.testing.assert_close(view["image_s1"], view["image_s2"][:, :2])
     assert not torch.allclose(a["image_s2"], b["image_s2"])
+
+
+def test_data_wait_monitor_accounts_wait_and_compute(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from eo_mmcl.tasks import callbacks
+
+    clock = iter([0.0, 1.0, 1.5, 4.0, 4.5, 10.0, 10.5, 11.0])  # start/end of four batches
+    monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
+    module = SimpleNamespace(device=torch.device("cpu"), log=lambda *a, **k: None)
+    monitor = callbacks.DataWaitMonitor(skip=1)
+    batch = {"image_s2": torch.zeros(4, 12, 8, 8)}
+    monitor.on_train_epoch_start(None, module)
+    for i in range(2):  # batches 0-1: [0, 1] skipped, wait 0.5, compute [1.5, 4] = 2.5
+        monitor.on_train_batch_start(None, module, batch, i)
+        monitor.on_train_batch_end(None, module, None, batch, i)
+    monitor.on_train_epoch_start(None, module)  # the gap [4, 4.5] is not a data wait
+    for i in range(2):  # compute [4.5, 10] = 5.5, wait 0.5, compute 0.5
+        monitor.on_train_batch_start(None, module, batch, i)
+        monitor.on_train_batch_end(None, module, None, batch, i)
+    assert monitor.samples == 12
+    assert monitor.wait == pytest.approx(1.0)
+    assert monitor.compute == pytest.approx(2.5 + 5.5 + 0.5)
+    assert monitor.data_wait_fraction == pytest.approx(1.0 / 9.5)
+    assert monitor.samples_per_s == pytest.approx(12 / 9.5)
