@@ -303,3 +303,26 @@ def test_bigearthnet_converts_to_the_same_layout(realdata: Path, tmp_path: Path)
     sample = ChipStoreDataset(tmp_path / "ben", split="test")[0]
     assert sample["label_bigearthnet19"].shape == (19,)
     assert sample["image_s2"].shape == (12, 120, 120)
+
+
+def test_chunk_reader_memory_maps_raw_chunks_and_matches_zarr(
+    chips_dir: Path, tmp_path: Path
+) -> None:
+    from eo_mmcl.tiling.chunks import ChunkReader
+
+    group = open_store(chips_dir)
+    for name in ("s2", "s1", "valid", "landcover"):
+        array = group[name]
+        reader = ChunkReader(array)
+        assert reader.memory_mapped, name
+        per = array.chunks[0]
+        for chunk in range(-(-array.shape[0] // per)):
+            expected = array[chunk * per : (chunk + 1) * per]
+            np.testing.assert_array_equal(reader.read(chunk), expected, err_msg=f"{name} {chunk}")
+    # Compressed arrays (another writer's store) are read through Zarr.
+    other = zarr.open_group(str(tmp_path / "z.zarr"), mode="w")
+    packed = other.create_array("x", shape=(5, 3), chunks=(2, 3), dtype="int16", fill_value=-1)
+    packed[:4] = np.arange(12).reshape(4, 3)
+    reader = ChunkReader(packed)
+    assert not reader.memory_mapped
+    np.testing.assert_array_equal(reader.read(2), [[-1, -1, -1]])

@@ -17,6 +17,7 @@ from torch.utils.data import Sampler
 from torchgeo.datasets import NonGeoDataset
 
 from eo_mmcl.errors import ConfigError
+from eo_mmcl.tiling.chunks import ChunkReader
 from eo_mmcl.tiling.store import INDEX_FILE, SPLITS, open_store, store_metadata
 
 #: Chunks the sampler shuffles together and the dataset keeps in memory per array.
@@ -77,7 +78,7 @@ class ChipStoreDataset(NonGeoDataset):
         self.store_index = self.index["store_index"].to_numpy(dtype=np.int64)
         self.chips_per_chunk = int(layout["chips_per_chunk"])
         self._group: zarr.Group | None = None
-        self._handles: dict[str, zarr.Array] = {}
+        self._readers: dict[str, ChunkReader] = {}
         self._pid: int | None = None
         # Recently read chunks of each array (a small LRU): the sampler walks a few chunks at a
         # time, so the batches that continue them find them here instead of reading them again.
@@ -94,7 +95,7 @@ class ChipStoreDataset(NonGeoDataset):
             self._group = zarr.open_group(str(self.chips_dir / "chips.zarr"), mode="r")
             self._pid = os.getpid()
             self._cache = {}
-            self._handles = {}
+            self._readers = {}
         return self._group
 
     def _chunk(self, group: zarr.Group, name: str, chunk: int) -> np.ndarray:
@@ -102,14 +103,12 @@ class ChipStoreDataset(NonGeoDataset):
         if chunk in cache:
             cache.move_to_end(chunk)
             return cache[chunk]
-        if name not in self._handles:
+        if name not in self._readers:
             # Each lookup reads the array's metadata from the store: do it once per process.
             handle = group[name]
             assert isinstance(handle, zarr.Array)
-            self._handles[name] = handle
-        array = self._handles[name]
-        start = chunk * self.chips_per_chunk
-        block = np.asarray(array[start : min(start + self.chips_per_chunk, array.shape[0])])
+            self._readers[name] = ChunkReader(handle)
+        block = self._readers[name].read(chunk)
         cache[chunk] = block
         if len(cache) > self.cache_chunks:
             cache.popitem(last=False)  # least recently used

@@ -16,7 +16,8 @@ class DataWaitMonitor(Callback):
     dataloader's fetch, collation and host-to-device copy); the compute is the time inside
     the batch hooks. On CUDA the device is synchronised at each batch end so that asynchronous
     kernels are counted as compute, not as wait. The first ``skip`` batches of the run (warm-up,
-    worker start) and the gaps between epochs are left out. Logs ``perf/samples_per_s`` and ``perf/data_wait_fraction``.
+    worker start) and the gaps between epochs are left out. Logs ``perf/samples_per_s`` and
+    ``perf/data_wait_fraction``.
 
     Args:
         skip: Batches ignored at the start of the run.

@@ -30,7 +30,6 @@ from typing import Any, cast
 
 import numpy as np
 import zarr
-from zarr.codecs import BloscCodec
 
 from eo_mmcl import __version__
 from eo_mmcl.errors import SourceError
@@ -47,7 +46,6 @@ INDEX_COLUMNS = (
     "footprint_native", "geometry",
 )  # fmt: skip
 SPLITS = ("train", "val", "test")
-MASK_CODEC = BloscCodec(cname="lz4", clevel=5, shuffle="bitshuffle")
 
 
 @dataclass(frozen=True)
@@ -114,25 +112,23 @@ def create_store(path: str | Path, layout: StoreLayout) -> zarr.Group:
     n, size, per = layout.n_slots, layout.chip_size, layout.chips_per_chunk
     image = (size, size)
 
-    def array(
-        name: str, shape: tuple[int, ...], dtype: str, fill: float | int, raw: bool = False
-    ) -> None:
+    def array(name: str, shape: tuple[int, ...], dtype: str, fill: float | int) -> None:
+        # Uncompressed: a chip store is a training cache read many times. Decoding zstd costs
+        # ~5x the read (12 ms vs 2.4 ms per 16-chip chunk of 128 px S2) while reflectance and
+        # backscatter compress by less than 1.6x; raw chunks can also be memory-mapped
+        # (see ChunkReader). Masks are 1 byte per pixel, a sixth of S2's bytes.
         group.create_array(
             name,
             shape=shape,
             chunks=(per, *shape[1:]),
             dtype=dtype,
             fill_value=fill,
-            compressors=None if raw else MASK_CODEC,
+            compressors=None,
         )
 
-    # Images are stored uncompressed: a chip store is a training cache read many times, and
-    # decoding zstd costs ~5x the read (12 ms vs 2.4 ms per 16-chip chunk of 128 px S2),
-    # while reflectance and backscatter compress by less than 1.6x. Masks compress ~50x with
-    # LZ4 and decode in a fraction of a millisecond.
-    array("s2", (n, len(layout.s2_bands), *image), "uint16", 0, raw=True)
+    array("s2", (n, len(layout.s2_bands), *image), "uint16", 0)
     if layout.s1_bands:
-        array("s1", (n, len(layout.s1_bands), *image), "float32", float("nan"), raw=True)
+        array("s1", (n, len(layout.s1_bands), *image), "float32", float("nan"))
     array("valid", (n, *image), "uint8", 0)
     if layout.has_cloud:
         array("cloud", (n, *image), "uint8", 0)

@@ -21,6 +21,7 @@ from typing import Any
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import rasterio
 import shapely
 import zarr
 from affine import Affine
@@ -53,6 +54,8 @@ from eo_mmcl.tiling.store import (
 )
 
 PROGRESS_DIR = ".tile"
+#: GDAL block cache per tiling process, in MB.
+GDAL_CACHE_MB = 128
 S1_STORE_BANDS = S1_BANDS[:2]  # VV, VH
 #: Information group of the simulator's tasks, used when a label raster carries no tag.
 DEFAULT_GROUPS = {"landcover": "R", "s1_unique": "U1", "s2_unique": "U2", "synergy": "S"}
@@ -296,8 +299,6 @@ def _pair_sources(
 
 
 def _task_spec(task: str, label_row: Any) -> TaskSpec:
-    import rasterio  # local: only needed for the tags
-
     with rasterio.open(label_row["band_paths"][0]) as ds:
         tags = ds.tags()
     group = tags.get("INFORMATION_GROUP", DEFAULT_GROUPS.get(task, "R"))
@@ -375,6 +376,13 @@ def run_tile_task(task: TileTask) -> dict[str, Any]:
     Returns:
         The marker: per-chip results and the task's train statistics.
     """
+    # GDAL's block cache defaults to 5% of RAM and fills up with every block a task reads, so
+    # the process would grow with the scene; a bounded cache keeps memory flat.
+    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+        return _run_tile_task(task)
+
+
+def _run_tile_task(task: TileTask) -> dict[str, Any]:
     layout, config = task.layout, task.config
     n, size = task.stop - task.start, layout.chip_size
     arrays: dict[str, np.ndarray] = {
