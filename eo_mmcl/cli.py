@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import functools
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from eo_mmcl import __version__
-from eo_mmcl.errors import EoMmclError
-
-F = TypeVar("F", bound=Callable[..., Any])
+from eo_mmcl.console import console, err_console, reports_errors
+from eo_mmcl.theory.cli import theory_app
 
 app = typer.Typer(
     name="eo-mmcl",
@@ -28,8 +24,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+app.add_typer(theory_app, name="theory")
 
 
 def _version(value: bool) -> None:
@@ -46,27 +41,6 @@ def main(
     ] = False,
 ) -> None:
     """Joint S1/S2 embeddings and the information that survives in them."""
-
-
-def reports_errors(func: F) -> F:
-    """Turn eo_mmcl's input errors into a one-line message and exit code 2 (no traceback).
-
-    Args:
-        func: A command function.
-
-    Returns:
-        The wrapped command.
-    """
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except EoMmclError as err:
-            err_console.print(f"[bold red]error:[/bold red] {err}")
-            raise typer.Exit(code=2) from err
-
-    return wrapper  # type: ignore[return-value]
 
 
 @app.command()

@@ -36,12 +36,14 @@ TINY = [
 @pytest.fixture(scope="module")
 def chips_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("train")
-    simulate_scenes(root / "scenes", SimulationConfig(size=256, seed=3, parcel_size=32))
+    # 384 px and 4-chip split blocks leave about 40 training chips (2-chip blocks leave a
+    # handful once chips that touch another split are dropped): enough for InfoNCE negatives.
+    simulate_scenes(root / "scenes", SimulationConfig(size=384, seed=3, parcel_size=32))
     build_catalog([folder_source(root / "scenes")], root / "catalog")
     tile_catalog(
         root / "catalog",
         root / "chips",
-        TileConfig(chip_size=32, split_block=2, max_cloud=0.3),
+        TileConfig(chip_size=32, split_block=4, max_cloud=0.3),
         workers=0,
     )
     return root / "chips"
