@@ -302,5 +302,62 @@ def train(ctx: typer.Context) -> None:
     )
 
 
+@app.command("run")
+@reports_errors
+def run(
+    pipeline: Annotated[Path, typer.Argument(help="Pipeline file (e.g. pipelines/demo.yaml).")],
+    force: Annotated[
+        list[str] | None,
+        typer.Option("--force", help="Run this stage again even if finished (repeatable)."),
+    ] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--from", help="Run this stage and every later one again."),
+    ] = None,
+    until: Annotated[str | None, typer.Option("--until", help="Stop after this stage.")] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="Dask scheduler address for tiling and export (e.g. tcp://host:8786)."),
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Rich progress bars inside stages.")] = True,
+) -> None:
+    """Run the batch pipeline of a config file: simulate/catalog -> tile -> train -> ... .
+
+    Each stage writes into RUN_DIR/<stage>/ with a stage_manifest.json (inputs and their
+    digests, config, versions, timings, outputs). A finished stage whose inputs and config did
+    not change is skipped; a killed run resumes where it stopped. Config errors are reported,
+    with the key's path, before any work starts. Logs go to RUN_DIR/pipeline.log.
+    """
+    from eo_mmcl.pipeline import load_pipeline_config, run_pipeline
+
+    config = load_pipeline_config(pipeline)
+    if scheduler is not None:
+        config.tile.scheduler = scheduler
+        if "embed" in config.stages:
+            config.embed["scheduler"] = scheduler
+    start_time = time.perf_counter()
+    outcomes = run_pipeline(
+        config, force=force or (), start=start, until=until, show_progress=progress
+    )
+    table = Table(title=f"pipeline {config.name}: {config.run_dir}")
+    for column in ("stage", "status", "seconds", "summary"):
+        table.add_column(column, overflow="fold")
+    for outcome in outcomes:
+        figures = " ".join(
+            f"{k}={v}" for k, v in outcome.summary.items() if not isinstance(v, dict)
+        )
+        table.add_row(outcome.stage, outcome.status, f"{outcome.seconds:.1f}", figures)
+    console.print(table)
+    for outcome in outcomes:
+        console.print(
+            f"stage={outcome.stage} status={outcome.status.replace(' ', '_')} "
+            f"seconds={outcome.seconds:.1f}",
+            markup=False,
+        )
+    console.print(
+        f"run_dir={config.run_dir} seconds={time.perf_counter() - start_time:.1f}", markup=False
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

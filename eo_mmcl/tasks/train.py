@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -59,6 +60,9 @@ def run_training(args: Sequence[str]) -> TrainingCLI:
     """
     arguments = list(args)
     ckpt_path = _pop_option(arguments, "--ckpt_path")
+    # The arguments are given explicitly on purpose (the eo-mmcl CLI and the pipeline pass
+    # them), so LightningCLI's warning about sys.argv holding other words is noise.
+    warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     cli = TrainingCLI(
         ObjectiveTask,
         PairedS1S2DataModule,

@@ -1,0 +1,194 @@
+"""The pipeline file (``PIPELINE.yaml``): one validated config for every stage of a batch run.
+
+Validation uses pydantic over the stages' own config dataclasses (``SimulationConfig``,
+``TileConfig``), so an unknown key, a wrong type or a value a stage refuses is reported with the
+key's path (``tile.chip_size: ...``) before any work starts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from eo_mmcl.errors import ConfigError
+from eo_mmcl.simulate import SimulationConfig
+from eo_mmcl.tiling import TileConfig
+
+#: A stage's name; ``--from``/``--until``/``--force`` take these.
+StageName = Literal["simulate", "catalog", "tile", "train", "embed", "probe", "report"]
+
+#: Stages in the order they run.
+STAGES: tuple[StageName, ...] = get_args(StageName)
+
+
+class _Section(BaseModel):
+    """A config section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class CatalogSection(_Section):
+    """Options of the catalog stage (``eo-mmcl catalog``).
+
+    Args:
+        sources: Folders or source definition YAMLs; empty means the simulate stage's scenes.
+        max_days: Largest |S1 - S2| time gap of a pair, in days.
+        min_overlap_km2: Smallest shared footprint of a pair.
+        allow_unpaired: Accept S2-only catalogs (real S2 scenes without S1).
+    """
+
+    sources: list[Path] = Field(default_factory=list)
+    max_days: float = 12.0
+    min_overlap_km2: float = 1.0
+    allow_unpaired: bool = False
+
+
+class TileSection(_Section):
+    """Options of the tile stage: the chip store's geometry plus where the windows run.
+
+    Args:
+        config: ``TileConfig`` fields (chip size, stride, nodata/cloud limits, split blocks).
+        workers: Dask LocalCluster workers (None: one per CPU; 0: in-process).
+        scheduler: Address of an existing Dask scheduler (overrides ``workers``).
+    """
+
+    config: TileConfig = Field(default_factory=TileConfig)
+    workers: int | None = None
+    scheduler: str | None = None
+
+
+class TrainSection(_Section):
+    """Options of the train stage: which objectives, and the Lightning settings they share.
+
+    Args:
+        objectives: Objectives to train, each from ``<configs>/<objective>.yaml``.
+        configs: Folder of the LightningCLI configs.
+        max_epochs: Epochs of every objective.
+        batch_size: Batch size of every objective.
+        num_workers: DataLoader workers.
+        accelerator: Lightning accelerator (``auto`` takes a GPU where there is one).
+        devices: Lightning devices.
+        num_nodes: Lightning nodes (multi-node DDP under torchrun or SLURM).
+        strategy: Lightning strategy (``ddp`` for several devices).
+        args: Extra LightningCLI arguments for every objective.
+        objective_args: Extra LightningCLI arguments per objective.
+    """
+
+    objectives: list[str] = Field(default_factory=lambda: ["clip", "coral"])
+    configs: Path = Path("pipelines/configs")
+    max_epochs: int = Field(default=10, ge=1)
+    batch_size: int = Field(default=32, ge=2)
+    num_workers: int = Field(default=0, ge=0)
+    accelerator: str = "auto"
+    devices: int | str = "auto"
+    num_nodes: int = Field(default=1, ge=1)
+    strategy: str = "auto"
+    args: list[str] = Field(default_factory=list)
+    objective_args: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("objectives")
+    @classmethod
+    def _known_objectives(cls, value: list[str]) -> list[str]:
+        from eo_mmcl.tasks import OBJECTIVES  # heavy import, only when a config names them
+
+        unknown = sorted(set(value) - set(OBJECTIVES))
+        if unknown:
+            raise ValueError(f"unknown objective(s) {unknown}; known: {sorted(OBJECTIVES)}")
+        if not value:
+            raise ValueError("at least one objective is needed")
+        return value
+
+
+class PipelineConfig(_Section):
+    """The whole batch run.
+
+    Args:
+        name: Name of the run (for logs and the report).
+        run_dir: Folder of the run: one sub-folder per stage.
+        seed: Seed of every stage that draws random numbers.
+        simulate: Simulator settings; None when ``catalog.sources`` names real data.
+        catalog: Catalog stage options.
+        tile: Tile stage options.
+        train: Train stage options.
+        embed: Embed stage options (passed to the export stage as they are).
+        probe: Probe stage options (passed to the probe stage as they are).
+        report: Report stage options (passed to the report stage as they are).
+        stages: Stages this pipeline runs (a prefix of the full chain for partial pipelines).
+    """
+
+    name: str = "eo_mmcl"
+    run_dir: Path = Path("runs/eo_mmcl")
+    seed: int = 0
+    simulate: SimulationConfig | None = None
+    catalog: CatalogSection = Field(default_factory=CatalogSection)
+    tile: TileSection = Field(default_factory=TileSection)
+    train: TrainSection = Field(default_factory=TrainSection)
+    embed: dict[str, Any] = Field(default_factory=dict)
+    probe: dict[str, Any] = Field(default_factory=dict)
+    report: dict[str, Any] = Field(default_factory=dict)
+    stages: list[StageName] = Field(default_factory=lambda: list(STAGES))
+
+    def check_paths(self, base: Path) -> None:
+        """Check that every input path exists (before any work starts).
+
+        Args:
+            base: Folder relative paths are resolved against (the working directory).
+
+        Raises:
+            ConfigError: Naming the key and the missing path.
+        """
+        if self.simulate is None and not self.catalog.sources and "catalog" in self.stages:
+            raise ConfigError("catalog.sources: no sources and no simulate section")
+        for i, source in enumerate(self.catalog.sources):
+            if not (base / source).exists():
+                raise ConfigError(f"catalog.sources[{i}]: {source} does not exist")
+        if "train" in self.stages:
+            for objective in self.train.objectives:
+                path = base / self.train.configs / f"{objective}.yaml"
+                if not path.is_file():
+                    raise ConfigError(f"train.configs: {path} does not exist")
+            unknown = sorted(set(self.train.objective_args) - set(self.train.objectives))
+            if unknown:
+                raise ConfigError(f"train.objective_args: objectives {unknown} are not trained")
+
+
+def _key_path(location: tuple[int | str, ...]) -> str:
+    """``('tile', 'config', 'chip_size')`` -> ``tile.config.chip_size``; list items as ``[i]``."""
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "(top level)"
+
+
+def load_pipeline_config(path: str | Path) -> PipelineConfig:
+    """Read and validate a pipeline file.
+
+    Args:
+        path: The YAML file.
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: If the file is missing or not YAML, or any key is unknown, of the wrong
+            type or refused, with the file name and every offending key's path.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: pipeline file not found")
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from err
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return PipelineConfig.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"{_key_path(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in err.errors()
+        )
+        raise ConfigError(f"{path}: {problems}") from err

@@ -1,0 +1,239 @@
+"""The stages of a batch run, each a thin adapter from the pipeline config to a stage's API.
+
+A stage function receives a :class:`StageContext` and returns a summary (figures for the
+manifest and the log). It writes only inside its own folder; the runner decides whether it runs
+at all, and whether it resumes (``ctx.restart`` False: the stage's own resume logic completes
+a killed run) or starts over (``ctx.restart`` True: config or inputs changed, or forced).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from eo_mmcl.errors import ConfigError
+from eo_mmcl.io import atomic_output
+from eo_mmcl.pipeline.config import PipelineConfig
+
+log = logging.getLogger("eo_mmcl.pipeline")
+
+#: Marker of a finished objective inside ``train/<objective>/`` (a killed stage skips them).
+OBJECTIVE_DONE = "objective_done.json"
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """What a stage needs to run.
+
+    Args:
+        config: The whole pipeline config.
+        run_dir: The run folder.
+        folder: This stage's folder (inside ``run_dir``).
+        base: Folder that relative paths of the config are resolved against.
+        restart: Start over rather than resume.
+        fingerprint: The stage's fingerprint (markers of partial work carry it).
+        show_progress: Show rich progress bars.
+    """
+
+    config: PipelineConfig
+    run_dir: Path
+    folder: Path
+    base: Path
+    restart: bool
+    fingerprint: str
+    show_progress: bool = True
+
+    def stage_dir(self, stage: str) -> Path:
+        """Folder of another stage of the same run.
+
+        Args:
+            stage: Stage name.
+
+        Returns:
+            Its folder.
+        """
+        return self.run_dir / stage
+
+
+def run_simulate(ctx: StageContext) -> dict[str, Any]:
+    """Simulate the scene pairs of ``simulate``."""
+    from eo_mmcl.simulate import simulate_scenes
+
+    if ctx.config.simulate is None:
+        raise ConfigError("simulate: the pipeline has no simulate section")
+    scenes = simulate_scenes(
+        ctx.folder, ctx.config.simulate, force=ctx.restart, show_progress=ctx.show_progress
+    )
+    return {"scenes": len(scenes)}
+
+
+def run_catalog(ctx: StageContext) -> dict[str, Any]:
+    """Catalogue the simulated scenes or the configured sources."""
+    from eo_mmcl.catalog import build_catalog, folder_source, resolve_source
+
+    section = ctx.config.catalog
+    if section.sources:
+        sources = [resolve_source(ctx.base / s) for s in section.sources]
+    else:
+        sources = [folder_source(ctx.stage_dir("simulate"))]
+    catalog = build_catalog(
+        sources,
+        ctx.folder,
+        min_overlap_km2=section.min_overlap_km2,
+        max_days=section.max_days,
+        allow_unpaired=section.allow_unpaired,
+        show_progress=ctx.show_progress,
+    )
+    return {
+        "rasters": len(catalog.rasters),
+        "pairs": len(catalog.pairs),
+        "rejected": len(catalog.rejected),
+    }
+
+
+def run_tile(ctx: StageContext) -> dict[str, Any]:
+    """Tile the catalog into the chip store (Dask distributed)."""
+    from eo_mmcl.tiling import tile_catalog
+
+    section = ctx.config.tile
+    result = tile_catalog(
+        ctx.stage_dir("catalog"),
+        ctx.folder,
+        section.config,
+        workers=section.workers,
+        scheduler=section.scheduler,
+        force=ctx.restart,
+        show_progress=ctx.show_progress,
+    )
+    return dict(result.manifest["counts"])
+
+
+def _relocate(value: Any, old: str, new: str) -> Any:
+    """Replace the ``old`` path prefix by ``new`` in every string of a YAML tree."""
+    if isinstance(value, dict):
+        return {k: _relocate(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_relocate(v, old, new) for v in value]
+    if isinstance(value, str) and (value == old or value.startswith(old + "/")):
+        return new + value[len(old) :]
+    return value
+
+
+def objective_config(ctx: StageContext, objective: str) -> Path:
+    """Write the objective's LightningCLI config with its outputs moved into the run folder.
+
+    The configs in ``pipelines/configs`` write to ``runs/train/<objective>``; inside a run,
+    checkpoints and logs belong to ``<run_dir>/train/<objective>``.
+
+    Args:
+        ctx: The train stage's context.
+        objective: The objective.
+
+    Returns:
+        The written config.
+    """
+    source = ctx.base / ctx.config.train.configs / f"{objective}.yaml"
+    tree = yaml.safe_load(source.read_text(encoding="utf-8"))
+    out_dir = ctx.folder / objective
+    tree = _relocate(tree, f"runs/train/{objective}", str(out_dir))
+    path = out_dir / "config.yaml"
+    with atomic_output(path) as tmp:
+        tmp.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def _training_args(ctx: StageContext, objective: str, config: Path) -> list[str]:
+    section = ctx.config.train
+    args = [
+        "--config", str(config),
+        "--data.chips_dir", str(ctx.stage_dir("tile")),
+        "--seed_everything", str(ctx.config.seed),
+        "--trainer.max_epochs", str(section.max_epochs),
+        "--data.batch_size", str(section.batch_size),
+        "--data.num_workers", str(section.num_workers),
+        "--trainer.accelerator", section.accelerator,
+        "--trainer.devices", str(section.devices),
+        "--trainer.num_nodes", str(section.num_nodes),
+        "--trainer.strategy", section.strategy,
+        "--trainer.enable_progress_bar", str(ctx.show_progress).lower(),
+    ]  # fmt: skip
+    return [*args, *section.args, *section.objective_args.get(objective, [])]
+
+
+def run_train(ctx: StageContext) -> dict[str, Any]:
+    """Train every objective; a killed stage resumes from each objective's last checkpoint."""
+    from eo_mmcl.tasks.train import run_training
+
+    summary: dict[str, Any] = {}
+    for objective in ctx.config.train.objectives:
+        out_dir = ctx.folder / objective
+        done = out_dir / OBJECTIVE_DONE
+        if ctx.restart and out_dir.exists():
+            shutil.rmtree(out_dir)
+        if done.is_file() and json.loads(done.read_text())["fingerprint"] == ctx.fingerprint:
+            log.info("train: %s already trained, kept", objective)
+            summary[objective] = json.loads(done.read_text())["summary"]
+            continue
+        config = objective_config(ctx, objective)
+        args = _training_args(ctx, objective, config)
+        last = out_dir / "checkpoints" / "last.ckpt"
+        if last.is_file():
+            log.info("train: %s resumes from %s", objective, last)
+            args += ["--ckpt_path", str(last)]
+        log.info("train: %s (%d epochs)", objective, ctx.config.train.max_epochs)
+        cli = run_training(args)
+        metrics = {
+            k.replace("/", "_"): round(float(v), 5)
+            for k, v in cli.trainer.callback_metrics.items()
+            if k.endswith("loss")
+        }
+        summary[objective] = {"epochs": cli.trainer.current_epoch, **metrics}
+        with atomic_output(done) as tmp:
+            tmp.write_text(
+                json.dumps({"fingerprint": ctx.fingerprint, "summary": summary[objective]})
+            )
+    return summary
+
+
+def checkpoints(train_dir: Path, objectives: list[str]) -> dict[str, Path]:
+    """The last checkpoint of every trained objective.
+
+    Args:
+        train_dir: The train stage's folder.
+        objectives: Objectives trained.
+
+    Returns:
+        ``{objective: path}``.
+    """
+    return {o: train_dir / o / "checkpoints" / "last.ckpt" for o in objectives}
+
+
+def outputs_of(stage: str, ctx: StageContext) -> list[Path]:
+    """The files a stage hands on (digested into its manifest and downstream fingerprints).
+
+    Args:
+        stage: Stage name.
+        ctx: The stage's context.
+
+    Returns:
+        Files or folders.
+    """
+    if stage == "train":
+        return list(checkpoints(ctx.folder, ctx.config.train.objectives).values())
+    return [ctx.folder]
+
+
+#: Stage functions by name.
+STAGE_FUNCTIONS: dict[str, Callable[[StageContext], dict[str, Any]]] = {
+    "simulate": run_simulate,
+    "catalog": run_catalog,
+    "tile": run_tile,
+    "train": run_train,
+}

@@ -1,0 +1,238 @@
+"""The batch pipeline: config validation, manifests, skipping, forcing and kill-and-resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from eo_mmcl.cli import app
+from eo_mmcl.errors import ConfigError
+from eo_mmcl.pipeline import (
+    MANIFEST,
+    PipelineConfig,
+    StageManifest,
+    load_pipeline_config,
+    run_pipeline,
+)
+from eo_mmcl.pipeline.stages import StageContext
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = REPO / "tests" / "conf" / "pipeline_tiny.yaml"
+runner = CliRunner()
+
+
+def _write(path: Path, tree: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(tree), encoding="utf-8")
+    return path
+
+
+def _tiny_tree(run_dir: Path) -> dict[str, Any]:
+    tree = yaml.safe_load(TINY.read_text())
+    tree["run_dir"] = str(run_dir)
+    tree["train"]["configs"] = str(REPO / "pipelines" / "configs")
+    return tree
+
+
+# --------------------------------------------------------------------------------------------
+# Config validation: before any work, with the key's path
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"tile": {"config": {"chip_sise": 32}}}, "tile.config.chip_sise: Unexpected keyword"),
+        ({"train": {"max_epochs": "many"}}, "train.max_epochs: Input should be a valid integer"),
+        ({"train": {"objectives": ["clip", "byol"]}}, "train.objectives: unknown objective"),
+        ({"tile": {"config": {"chip_size": 4}}}, "tile.config: chip_size must be >= 8"),
+        ({"stages": ["simulate", "deploy"]}, "stages[1]: Input should be"),
+        ({"bogus": 1}, "bogus: Extra inputs are not permitted"),
+    ],
+)
+def test_config_errors_name_the_key(tmp_path: Path, patch: dict[str, Any], message: str) -> None:
+    tree = _tiny_tree(tmp_path / "run")
+    for key, value in patch.items():
+        if isinstance(value, dict) and isinstance(tree.get(key), dict):
+            for sub, subvalue in value.items():
+                if isinstance(subvalue, dict):
+                    tree[key].setdefault(sub, {}).update(subvalue)
+                else:
+                    tree[key][sub] = subvalue
+        else:
+            tree[key] = value
+    path = _write(tmp_path / "pipeline.yaml", tree)
+    with pytest.raises(ConfigError) as err:
+        load_pipeline_config(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_missing_paths_are_reported_before_any_work(tmp_path: Path) -> None:
+    tree = _tiny_tree(tmp_path / "run")
+    tree["catalog"] = {"sources": [str(tmp_path / "nowhere")]}
+    path = _write(tmp_path / "pipeline.yaml", tree)
+    result = runner.invoke(app, ["run", str(path)])
+    assert result.exit_code == 2
+    assert "catalog.sources[0]" in result.output and "nowhere" in result.output
+    assert not (tmp_path / "run").exists()
+    result = runner.invoke(app, ["run", str(tmp_path / "absent.yaml")])
+    assert result.exit_code == 2 and "pipeline file not found" in result.output
+
+
+def test_unknown_stage_options_are_refused(tmp_path: Path) -> None:
+    config = load_pipeline_config(_write(tmp_path / "p.yaml", _tiny_tree(tmp_path / "run")))
+    for kwargs, message in (
+        ({"force": ["embed"]}, "--force embed"),
+        ({"start": "report"}, "--from report"),
+        ({"start": "train", "until": "tile"}, "comes after"),
+    ):
+        with pytest.raises(ConfigError, match=message):
+            run_pipeline(config, base=tmp_path, **kwargs)
+
+
+def test_shipped_pipelines_validate() -> None:
+    for path in sorted((REPO / "pipelines").glob("*.yaml")):
+        config = load_pipeline_config(path)
+        assert config.stages, path
+
+
+# --------------------------------------------------------------------------------------------
+# Runner logic on light stage functions (fast): skip, rerun on change, force, resume
+# --------------------------------------------------------------------------------------------
+
+
+class Recorder:
+    """Stage functions that write a file from their config and record how they were called."""
+
+    def __init__(self, fail_in: str | None = None) -> None:
+        self.calls: list[tuple[str, bool]] = []
+        self.fail_in = fail_in
+
+    def __call__(self, stage: str):
+        def run(ctx: StageContext) -> dict[str, Any]:
+            self.calls.append((stage, ctx.restart))
+            # Output depends on the stage's config only, as real stages' outputs do.
+            chip_size = ctx.config.tile.config.chip_size if stage in ("tile", "train") else 0
+            (ctx.folder / "out.txt").write_text(f"{stage} {chip_size}")
+            if stage == self.fail_in:
+                self.fail_in = None
+                raise KeyboardInterrupt  # a kill in the middle of the stage
+            return {"stage": stage}
+
+        return run
+
+    def functions(self) -> dict[str, Any]:
+        return {s: self(s) for s in ("simulate", "catalog", "tile", "train")}
+
+
+def _config(tmp_path: Path, chip_size: int = 32) -> PipelineConfig:
+    tree = _tiny_tree(tmp_path / "run")
+    tree["tile"]["config"]["chip_size"] = chip_size
+    return load_pipeline_config(_write(tmp_path / "pipeline.yaml", tree))
+
+
+def test_finished_stages_are_skipped_and_changes_rerun_downstream(tmp_path: Path) -> None:
+    rec = Recorder()
+    outcomes = run_pipeline(_config(tmp_path), base=tmp_path, stage_functions=rec.functions())
+    assert [o.status for o in outcomes] == ["ran"] * 4
+    manifest = StageManifest.read(tmp_path / "run" / "tile")
+    assert manifest is not None and manifest.status == "complete"
+    assert set(manifest.inputs) == {"catalog"} and "out.txt" in manifest.outputs
+    assert manifest.versions["eo_mmcl"] and manifest.seconds is not None
+    assert (tmp_path / "run" / "pipeline.log").read_text().count("tile: done") == 1
+
+    rec.calls.clear()
+    outcomes = run_pipeline(_config(tmp_path), base=tmp_path, stage_functions=rec.functions())
+    assert [o.status for o in outcomes] == ["skipped"] * 4 and rec.calls == []
+
+    # A tile option changed: tile starts over, train sees new inputs and runs again.
+    outcomes = run_pipeline(_config(tmp_path, 48), base=tmp_path, stage_functions=rec.functions())
+    assert [o.status for o in outcomes] == ["skipped", "skipped", "ran", "ran"]
+    assert rec.calls == [("tile", True), ("train", True)]
+
+    # Forcing a stage whose output does not change leaves downstream alone.
+    rec.calls.clear()
+    outcomes = run_pipeline(
+        _config(tmp_path, 48), base=tmp_path, force=["catalog"], stage_functions=rec.functions()
+    )
+    assert [o.status for o in outcomes] == ["skipped", "ran", "skipped", "skipped"]
+
+    # --from reruns a stage and everything after it; --until stops early.
+    rec.calls.clear()
+    outcomes = run_pipeline(
+        _config(tmp_path, 48),
+        base=tmp_path,
+        start="tile",
+        until="tile",
+        stage_functions=rec.functions(),
+    )
+    assert [o.status for o in outcomes] == ["not selected"] * 2 + ["ran", "not selected"]
+
+
+def test_a_killed_stage_resumes_and_finished_ones_are_kept(tmp_path: Path) -> None:
+    rec = Recorder(fail_in="tile")
+    with pytest.raises(KeyboardInterrupt):
+        run_pipeline(_config(tmp_path), base=tmp_path, stage_functions=rec.functions())
+    half = StageManifest.read(tmp_path / "run" / "tile")
+    assert half is not None and half.status == "running"
+    assert StageManifest.read(tmp_path / "run" / "train") is None
+    rec.calls.clear()
+    outcomes = run_pipeline(_config(tmp_path), base=tmp_path, stage_functions=rec.functions())
+    assert [o.status for o in outcomes] == ["skipped", "skipped", "resumed", "ran"]
+    assert rec.calls[0] == ("tile", False)  # resumed, not restarted
+
+
+def test_from_needs_the_earlier_stages(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="simulate is not finished"):
+        run_pipeline(
+            _config(tmp_path), base=tmp_path, start="tile", stage_functions=Recorder().functions()
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# The real stages: a tiny run killed after tiling, then resumed
+# --------------------------------------------------------------------------------------------
+
+
+def test_real_pipeline_killed_midway_resumes_without_redoing_stages(tmp_path: Path) -> None:
+    path = _write(tmp_path / "pipeline.yaml", _tiny_tree(tmp_path / "run"))
+    run_dir = tmp_path / "run"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eo_mmcl.cli", "run", str(path), "--no-progress"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        while time.monotonic() < deadline and process.poll() is None:
+            manifest = StageManifest.read(run_dir / "train")
+            if manifest is not None and manifest.status == "running":
+                break
+            time.sleep(0.2)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    tile = StageManifest.read(run_dir / "tile")
+    assert tile is not None and tile.status == "complete"
+    assert not (run_dir / "train" / "clip" / "objective_done.json").exists()
+
+    outcomes = run_pipeline(load_pipeline_config(path), base=tmp_path, show_progress=False)
+    assert [o.status for o in outcomes] == ["skipped", "skipped", "skipped", "resumed"]
+    assert (run_dir / "train" / "clip" / "checkpoints" / "last.ckpt").is_file()
+    manifest = json.loads((run_dir / "train" / MANIFEST).read_text())
+    assert manifest["status"] == "complete"
+    assert "clip/checkpoints/last.ckpt" in manifest["outputs"]
+
+    outcomes = run_pipeline(load_pipeline_config(path), base=tmp_path, show_progress=False)
+    assert [o.status for o in outcomes] == ["skipped"] * 4
