@@ -166,6 +166,32 @@ def test_resume_from_the_last_checkpoint(trained, chips_dir: Path) -> None:
     assert resumed.trainer.global_step == steps + steps // 8
 
 
+def test_ddp_on_two_cpu_processes(chips_dir: Path, tmp_path: Path) -> None:
+    """Lightning DDP (gloo) with negatives gathered across the two processes."""
+    done = subprocess.run(
+        [
+            sys.executable, "-m", "eo_mmcl.cli", "train",
+            "--config", str(REPO / "tests" / "conf" / "clip_tiny.yaml"),
+            "--data.chips_dir", str(chips_dir),
+            "--trainer.strategy", "ddp",
+            "--trainer.devices", "2",
+            "--trainer.accelerator", "cpu",
+            "--trainer.max_steps", "2",
+            "--trainer.default_root_dir", str(tmp_path),
+            "--model.init_args.gather_distributed", "true",
+        ],  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "Starting with 2 processes" in done.stdout + done.stderr
+    # Each rank reports its own finite losses.
+    lines = [line for line in done.stdout.splitlines() if line.startswith("objective=clip")]
+    assert len(lines) == 2 and all("train_loss=nan" not in line for line in lines), lines
+
+
 def test_nan_loss_stops_training_with_a_clear_message(chips_dir: Path) -> None:
     model = CLIPTask(proj_dim=8, proj_hidden_dim=16)
 

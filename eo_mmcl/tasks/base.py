@@ -44,6 +44,8 @@ class ObjectiveTask(LightningModule):
         gain_std: Per-band gain jitter of the views.
         s1_channels: Sentinel-1 bands.
         s2_channels: Sentinel-2 bands.
+        gather_distributed: Under DDP, gather the other processes' embeddings as negatives
+            (the contrastive and Barlow terms then see the global batch).
     """
 
     objective: ClassVar[str] = "base"
@@ -62,6 +64,7 @@ class ObjectiveTask(LightningModule):
         gain_std: float = 0.1,
         s1_channels: int = 2,
         s2_channels: int = 12,
+        gather_distributed: bool = False,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()

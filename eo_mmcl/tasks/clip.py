@@ -40,6 +40,7 @@ class CLIPTask(ObjectiveTask):
         self.loss = SymmetricInfoNCELoss(
             temperature=self.hparams["temperature"],
             learnable_temperature=self.learnable_temperature,
+            gather_distributed=self.hparams["gather_distributed"],
         )
 
     def project(self, view: dict[str, Tensor]) -> dict[str, Tensor]:

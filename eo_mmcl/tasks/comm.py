@@ -24,7 +24,10 @@ class CoMMTask(FusedTask):
 
     def configure_losses(self) -> None:
         """CoMM's loss."""
-        self.comm = CoMMLoss(temperature=self.hparams["temperature"])
+        self.comm = CoMMLoss(
+            temperature=self.hparams["temperature"],
+            gather_distributed=self.hparams["gather_distributed"],
+        )
 
     def compute_loss(self, batch: dict[str, Tensor]) -> tuple[LossOutput, dict[str, Tensor]]:
         """NT-Xent between fused views and between single-modality and full fused views."""

@@ -45,7 +45,9 @@ class CoRALTask(FusedTask):
     def configure_losses(self) -> None:
         """COrAL's loss (temperature 0.1 as in the published code, by default)."""
         self.coral = CoRALLoss(
-            temperature=self.hparams["temperature"], orthogonality_weight=self.orthogonality_weight
+            temperature=self.hparams["temperature"],
+            orthogonality_weight=self.orthogonality_weight,
+            gather_distributed=self.hparams["gather_distributed"],
         )
 
     def compute_loss(self, batch: dict[str, Tensor]) -> tuple[LossOutput, dict[str, Tensor]]:

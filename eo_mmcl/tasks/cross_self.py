@@ -29,7 +29,10 @@ class CrossSelfTask(SimCLRTask):
     def configure_losses(self) -> None:
         """NT-Xent and symmetric InfoNCE."""
         super().configure_losses()
-        self.clip = SymmetricInfoNCELoss(temperature=self.hparams["temperature"])
+        self.clip = SymmetricInfoNCELoss(
+            temperature=self.hparams["temperature"],
+            gather_distributed=self.hparams["gather_distributed"],
+        )
 
     def compute_loss(self, batch: dict[str, Tensor]) -> tuple[LossOutput, dict[str, Tensor]]:
         """Cross-modal plus within-modality terms."""

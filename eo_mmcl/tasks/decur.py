@@ -39,7 +39,11 @@ class DeCURTask(SimCLRTask):
 
     def configure_losses(self) -> None:
         """DeCUR's loss."""
-        self.decur = DeCURLoss(common_dim=self.common_dim, lambda_param=self.lambda_param)
+        self.decur = DeCURLoss(
+            common_dim=self.common_dim,
+            lambda_param=self.lambda_param,
+            gather_distributed=self.hparams["gather_distributed"],
+        )
 
     def compute_loss(self, batch: dict[str, Tensor]) -> tuple[LossOutput, dict[str, Tensor]]:
         """DeCUR over two views of both modalities."""

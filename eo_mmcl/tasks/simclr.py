@@ -31,7 +31,10 @@ class SimCLRTask(ObjectiveTask):
 
     def configure_losses(self) -> None:
         """NT-Xent."""
-        self.ntxent = NTXentLoss(temperature=self.hparams["temperature"])
+        self.ntxent = NTXentLoss(
+            temperature=self.hparams["temperature"],
+            gather_distributed=self.hparams["gather_distributed"],
+        )
 
     def project(self, view: dict[str, Tensor]) -> dict[str, Tensor]:
         """Projections of one view, per modality."""
