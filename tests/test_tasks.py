@@ -168,18 +168,19 @@ def test_resume_from_the_last_checkpoint(trained, chips_dir: Path) -> None:
 
 def test_ddp_on_two_cpu_processes(chips_dir: Path, tmp_path: Path) -> None:
     """Lightning DDP (gloo) with negatives gathered across the two processes."""
+    args = [
+        sys.executable, "-m", "eo_mmcl.cli", "train",
+        "--config", str(REPO / "tests" / "conf" / "clip_tiny.yaml"),
+        "--data.chips_dir", str(chips_dir),
+        "--trainer.strategy", "ddp",
+        "--trainer.devices", "2",
+        "--trainer.accelerator", "cpu",
+        "--trainer.max_steps", "2",
+        "--trainer.default_root_dir", str(tmp_path),
+        "--model.init_args.gather_distributed", "true",
+    ]  # fmt: skip
     done = subprocess.run(
-        [
-            sys.executable, "-m", "eo_mmcl.cli", "train",
-            "--config", str(REPO / "tests" / "conf" / "clip_tiny.yaml"),
-            "--data.chips_dir", str(chips_dir),
-            "--trainer.strategy", "ddp",
-            "--trainer.devices", "2",
-            "--trainer.accelerator", "cpu",
-            "--trainer.max_steps", "2",
-            "--trainer.default_root_dir", str(tmp_path),
-            "--model.init_args.gather_distributed", "true",
-        ],  # fmt: skip
+        args,
         capture_output=True,
         text=True,
         timeout=600,
