@@ -32,8 +32,22 @@ def _tile(catalog: Path, out: Path, chip_size: int, workers: int) -> tuple[float
         f"r = tile_catalog({str(catalog)!r}, {str(out)!r}, TileConfig(chip_size={chip_size}), "
         f"workers={workers})\n"
         "print(json.dumps({'s': time.perf_counter() - t, 'n': r.manifest['counts']['candidates'],"
-        " 'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))\n"
+        " 'rss': peak_rss_mb()}))\n"
     )
+    # The child's own high-water mark: ru_maxrss survives fork+exec on Linux and would report
+    # the parent's RSS (which grows with the scenes it simulated); VmHWM belongs to the new
+    # address space alone.
+    code = (
+        "def peak_rss_mb():\n"
+        "    try:\n"
+        "        for line in open('/proc/self/status'):\n"
+        "            if line.startswith('VmHWM:'):\n"
+        "                return int(line.split()[1]) / 1024\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "    import resource\n"
+        "    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
+    ) + code
     done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
     result = json.loads(done.stdout.strip().splitlines()[-1])
     return result["s"], result["n"], result["rss"]
