@@ -87,9 +87,10 @@ class EmbedConfig:
         Returns:
             The config.
         """
-        window = self.window or max(default_window, self.stride)
-        if (window - self.stride) % 2:
-            window += 1  # keep windows centred on their output pixel
+        window = self.window
+        if window is None:
+            window = max(default_window, self.stride)
+            window += (window - self.stride) % 2  # centred on its output pixel (see WindowGrid)
         step = self.step or max(self.stride, (window // 2) // self.stride * self.stride)
         return EmbedConfig(
             self.modality, self.stride, window, step, self.dtype, self.batch_size, self.preview

@@ -169,8 +169,9 @@ def blend(embeddings: np.ndarray, row_weights: np.ndarray, col_weights: np.ndarr
     Returns:
         ``(D, rows, cols)`` float32.
     """
-    out = np.einsum("ri,dij,cj->drc", row_weights, embeddings, col_weights, optimize=True)
-    return out.astype(np.float32, copy=False)
+    # Two batched matrix products (rows, then columns): BLAS, several times faster than einsum.
+    rows = np.matmul(row_weights.astype(np.float32), embeddings.astype(np.float32, copy=False))
+    return np.matmul(rows, col_weights.T.astype(np.float32))
 
 
 def window_views(
