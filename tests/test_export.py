@@ -402,3 +402,19 @@ def test_real_s2_scene_exports_s2_embeddings(
         assert data.count() > 0.9 * data.size
     assert cog_validate(str(result.rasters[0]))[0]
     assert any("S2 embeddings only" in m for m in result.messages)
+
+
+def test_principal_components_match_a_full_svd() -> None:
+    from eo_mmcl.export.preview import principal_components
+
+    rng = np.random.default_rng(0)
+    pixels = (
+        rng.normal(size=(500, 3))
+        @ rng.normal(size=(3, 40))
+        * [[5.0, 2.0, 1.0][i % 3] for i in range(40)]
+    )
+    pixels += rng.normal(scale=0.01, size=pixels.shape)
+    mean, axes = principal_components(pixels)
+    _, _, vt = np.linalg.svd(pixels - pixels.mean(axis=0), full_matrices=False)
+    np.testing.assert_allclose(np.abs(np.sum(axes * vt[:3], axis=1)), 1.0, atol=1e-6)
+    np.testing.assert_allclose(mean, pixels.mean(axis=0))
