@@ -227,6 +227,31 @@ def test_xarray_and_torchgeo_open_the_rasters(exported: Path, exported_int8: Pat
     np.testing.assert_allclose(np.nan_to_num(image), np.nan_to_num(expected), rtol=1e-6)
 
 
+def test_cog_has_average_overviews(tmp_path: Path) -> None:
+    from rasterio.crs import CRS
+
+    from eo_mmcl.export.cog import write_embedding_cog
+
+    values = np.random.default_rng(0).normal(size=(3, 300, 300)).astype(np.float32)
+    values[:, :10, :10] = np.nan
+    blocks = [((r, 0, 100, 300), lambda r=r: values[:, r : r + 100]) for r in (0, 100, 200)]
+    path = tmp_path / "e.tif"
+    transform = rasterio.Affine(80, 0, 500_000, 0, -80, 5_300_000)
+    q = Quantisation("float16")
+    tags = {"OBJECTIVE": "clip"}
+    write_embedding_cog(
+        path, tmp_path / "s.tif", blocks, values.shape, CRS.from_epsg(32633), transform, q, tags
+    )
+    assert cog_validate(str(path)) == (True, [], [])
+    assert not (tmp_path / "s.tif").exists()
+    with rasterio.open(path) as ds:
+        assert ds.overviews(1) == [2, 4]  # down to one 128 px tile
+        np.testing.assert_allclose(ds.read(), values, rtol=1e-3, atol=1e-3)
+        overview = ds.read(1, out_shape=(150, 150))
+    expected = np.nanmean(values[0, 20:, 20:].reshape(140, 2, 140, 2), axis=(1, 3))
+    np.testing.assert_allclose(overview[10:, 10:], expected, atol=2e-3)
+
+
 def test_int8_quantisation_error_bound() -> None:
     values = np.random.default_rng(1).normal(scale=3.0, size=(8, 16, 16)).astype(np.float32)
     values[:, 0, 0] = np.nan
@@ -263,27 +288,48 @@ def test_stac_items_validate_and_chip_geoparquet(exported: Path, world: dict[str
     assert rgba.shape[2] == 4 and rgba[..., 3].any() and rgba[..., :3].std() > 10
 
 
+KILLER = """
+import os, signal, sys
+from pathlib import Path
+from eo_mmcl.export import EmbedConfig, export_embeddings
+from eo_mmcl.export import run
+run.BLOCK_S2_PX = 32  # 4 output px per block: 16 blocks
+real, done = run.run_block, []
+def killing(task):
+    if len(done) == 5:
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup at all, as a real kill
+    done.append(real(task))
+run.run_block = killing
+ckpt, catalog, out = sys.argv[1:4]
+config = EmbedConfig(stride=8, window=32, step=16, modality="s2", preview=False)
+export_embeddings(ckpt, catalog, out, config, workers=0)
+"""
+
+
 def test_kill_and_resume(world: dict[str, Path], exported: Path, monkeypatch, tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+
     out = world["root"] / "out_resume"
-    monkeypatch.setattr(export_run, "BLOCK_S2_PX", 32)  # 4 output px per block: 16 blocks
+    args = [str(world["ckpt"]), str(world["catalog"]), str(out)]
+    killed = subprocess.run([sys.executable, "-c", KILLER, *args], capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    # Nothing looks finished: no raster, table, catalog or manifest under its final name.
+    finals = [p for p in out.iterdir() if not p.name.startswith(".")]
+    assert finals == [], finals
+    done = {p.name.split(".")[0] for p in (out / ".embed").rglob("*.done")}
+    assert len(done) == 5
+    monkeypatch.setattr(export_run, "BLOCK_S2_PX", 32)
     log = tmp_path / "blocks.log"
     real = export_run.run_block
 
     def logged(task):  # a file log: Dask pickles the function, so no shared counter
         with log.open("a") as fh:
             fh.write(task.block_id + "\n")
-        if log.read_text().count("\n") > 5 and not log.with_suffix(".resume").exists():
-            raise KeyboardInterrupt("killed")
         return real(task)
 
     monkeypatch.setattr(export_run, "run_block", logged)
-    with pytest.raises(KeyboardInterrupt):
-        _export(world, out, modality="s2", preview=False)
-    assert not list(out.glob("*.tif")) and not (out / "embed_manifest.json").exists()
-    done = {p.name.split(".")[0] for p in (out / ".embed").rglob("*.done")}
-    assert len(done) == 5
-    log.with_suffix(".resume").touch()
-    log.write_text("")
     # Resume through a Dask scheduler (a threaded LocalCluster: the client path, cheap to start).
     from distributed import LocalCluster
 

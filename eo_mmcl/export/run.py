@@ -373,6 +373,8 @@ def _fingerprint(
         "pairs": sha256_file(catalog_dir / PAIRS_FILE),
         "config": asdict(config),
         "keys": list(keys),
+        # Block files are named by position: another block size must not reuse them.
+        "block": _block_side(config),
         "version": __version__,
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
