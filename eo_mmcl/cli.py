@@ -371,7 +371,6 @@ def embed(
     (OUT_DIR/catalog.json), chip tables and embed_manifest.json (written last). Resumable.
     """
     from eo_mmcl.export import EmbedConfig, export_embeddings
-    from eo_mmcl.export.run import ensure_config
 
     config = EmbedConfig(
         modality=modality,
@@ -382,7 +381,6 @@ def embed(
         batch_size=batch_size,
         preview=preview,
     )
-    ensure_config(config)
     start = time.perf_counter()
     result = export_embeddings(
         checkpoint,

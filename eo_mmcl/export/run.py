@@ -198,10 +198,15 @@ def run_block(task: BlockTask) -> str:
     Returns:
         The block id.
     """
-    if task.torch_threads:
-        torch.set_num_threads(task.torch_threads)
-    with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        blocks = embed_block(task)
+    threads = torch.get_num_threads()
+    try:
+        if task.torch_threads:
+            torch.set_num_threads(task.torch_threads)
+        with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
+            blocks = embed_block(task)
+    finally:
+        # A threaded Dask worker shares the client's process: leave torch as it was.
+        torch.set_num_threads(threads)
     out = Path(task.block_dir)
     for key, values in blocks.items():
         with atomic_output(out / f"{task.block_id}.{key}.npy") as tmp:
@@ -429,7 +434,7 @@ def export_embeddings(
         out_dir: Export folder.
         config: Options.
         chips_dir: Chip store for the per-chip GeoParquet (default: the checkpoint's chip
-            store when it exists; none: no chip table).
+            store when it exists and was cut from this catalog; otherwise no chip table).
         workers: LocalCluster worker processes (default: one per CPU; 0: in this process).
         scheduler: Address of an existing Dask scheduler (overrides ``workers``).
         force: Redo a finished export, or one started with other options.
@@ -448,8 +453,9 @@ def export_embeddings(
     checkpoint, catalog_dir, out = Path(checkpoint), Path(catalog_dir), Path(out_dir)
     if not (catalog_dir / RASTERS_FILE).is_file():
         raise SourceError(f"{catalog_dir}: no {RASTERS_FILE} (run eo-mmcl catalog first)")
-    model = EmbeddingModel.load(checkpoint)
+    ensure_config(config)
     Quantisation.from_range(config.dtype, 0.0, 0.0)  # validates --dtype before any work
+    model = EmbeddingModel.load(checkpoint)
     config = config.resolved(default_window(model.meta))
     messages: list[str] = []
     scenes, s2_only = plan_scenes(catalog_dir, model, messages)
