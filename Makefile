@@ -30,6 +30,10 @@ demo: install
 	    --data.chips_dir $(DEMO_DIR)/chips --trainer.max_epochs $(DEMO_EPOCHS) \
 	    --data.batch_size 32 --trainer.enable_progress_bar false || exit 1; \
 	done
+	for objective in clip coral; do \
+	  $(BIN)/eo-mmcl embed runs/train/$$objective/checkpoints/last.ckpt $(DEMO_DIR)/catalog \
+	    -o $(DEMO_DIR)/embeddings/$$objective --stride 16 --step 32 --quiet || exit 1; \
+	done
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -302,6 +302,85 @@ def train(ctx: typer.Context) -> None:
     )
 
 
+@app.command()
+@reports_errors
+def embed(
+    checkpoint: Annotated[Path, typer.Argument(help="Checkpoint written by eo-mmcl train.")],
+    catalog_dir: Annotated[Path, typer.Argument(help="Catalog folder (eo-mmcl catalog output).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Export folder.")],
+    modality: Annotated[
+        str,
+        typer.Option(help="s1, s2, joint, or all (also the unique paths of coral/decur)."),
+    ] = "all",
+    stride: Annotated[int, typer.Option(help="Output pixel size in S2 pixels.")] = 8,
+    window: Annotated[
+        int | None,
+        typer.Option(help="Window size in S2 pixels (default: the training chip size)."),
+    ] = None,
+    step: Annotated[
+        int | None,
+        typer.Option(help="Spacing of window centres, a multiple of --stride (default ~window/2)."),
+    ] = None,
+    dtype: Annotated[str, typer.Option(help="Stored type: float16 or int8.")] = "float16",
+    chips_dir: Annotated[
+        Path | None,
+        typer.Option(help="Chip store for per-chip GeoParquet (default: the training store)."),
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 64,
+    preview: Annotated[bool, typer.Option(help="Write PCA false-colour previews.")] = True,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Dask LocalCluster workers (default: one per CPU; 0: in-process)."),
+    ] = None,
+    scheduler: Annotated[
+        str | None, typer.Option(help="Address of an existing Dask scheduler.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Redo a finished export.")] = False,
+    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+) -> None:
+    """Write embedding rasters (COG), STAC items, PCA previews and per-chip GeoParquet.
+
+    Sliding windows over each whole scene on the S2 grid (S1 resampled onto it), blended with
+    triangular weights between window centres; one COG per scene and embedding, a STAC catalog
+    (OUT_DIR/catalog.json), chip tables and embed_manifest.json (written last). Resumable.
+    """
+    from eo_mmcl.export import EmbedConfig, export_embeddings
+
+    config = EmbedConfig(
+        modality=modality,
+        stride=stride,
+        window=window,
+        step=step,
+        dtype=dtype,
+        batch_size=batch_size,
+        preview=preview,
+    )
+    start = time.perf_counter()
+    result = export_embeddings(
+        checkpoint,
+        catalog_dir,
+        output,
+        config,
+        chips_dir=chips_dir,
+        workers=workers,
+        scheduler=scheduler,
+        force=force,
+        show_progress=not quiet,
+    )
+    elapsed = time.perf_counter() - start
+    for message in result.messages:
+        err_console.print(f"[yellow]note[/yellow] {message}")
+    if result.reused:
+        console.print(f"{output} is complete; nothing to do (use --force to redo)")
+        return
+    for path in result.rasters:
+        console.print(f"wrote {path}")
+    console.print(
+        f"rasters={len(result.rasters)} previews={len(result.previews)} "
+        f"chip_tables={len(result.chip_tables)} catalog={result.catalog} seconds={elapsed:.2f}"
+    )
+
+
 @app.command("run")
 @reports_errors
 def run(

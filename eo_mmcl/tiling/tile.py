@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -35,6 +34,7 @@ from eo_mmcl.bands import S1_BANDS, S2_L2A_BANDS
 from eo_mmcl.catalog.build import PAIRS_FILE, RASTERS_FILE, read_catalog
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.io.atomic import atomic_output
+from eo_mmcl.io.cluster import run_tasks
 from eo_mmcl.tiling.plan import ChipWindow, assign_splits, lattice_windows, store_order
 from eo_mmcl.tiling.reader import RasterReader, RasterSpec
 from eo_mmcl.tiling.store import (
@@ -545,33 +545,8 @@ def _run_tasks(
     scheduler: str | None,
     on_done: Callable[[], None],
 ) -> None:
-    if not tasks:
-        return
-    if scheduler is None and workers == 0:
-        for task in tasks:
-            run_tile_task(task)
-            on_done()
-        return
-    from distributed import Client, LocalCluster, as_completed
-
-    cluster = None
-    if scheduler is None:
-        cluster = LocalCluster(
-            n_workers=workers or os.cpu_count() or 1,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-        )
-    client = Client(scheduler if scheduler is not None else cluster)
-    try:
-        futures = client.map(run_tile_task, tasks, pure=False)
-        for future in as_completed(futures):
-            future.result()  # re-raise a worker's error here
-            on_done()
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    # Looked up at call time, so that tests can wrap the task function.
+    run_tasks(run_tile_task, tasks, workers, scheduler, on_done)
 
 
 def tile_catalog(

@@ -1,0 +1,76 @@
+"""Per-chip embeddings of a chip store as GeoParquet (one row per chip, as Clay and Major TOM).
+
+Columns: ``chip_id``, ``split``, ``scene``, ``pair_id``, ``store_index``, ``geometry`` (the
+chip footprint, EPSG:4326, from the chip index) and ``embedding`` (a list of float32 of fixed
+length, the pooled embedding of the whole chip).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pyarrow as pa
+
+from eo_mmcl.datamodules.chipstore import ChipStoreDataset
+from eo_mmcl.export.model import EmbeddingModel, check_bands
+from eo_mmcl.io.atomic import atomic_output
+
+
+def chip_embeddings(
+    model: EmbeddingModel,
+    chips_dir: str | Path,
+    keys: Sequence[str],
+    out_paths: dict[str, Path],
+    batch_size: int = 64,
+) -> dict[str, Path]:
+    """Embed every chip of a store and write one GeoParquet per embedding key.
+
+    Args:
+        model: The loaded model.
+        chips_dir: Chip store folder.
+        keys: Embedding keys.
+        out_paths: Output path per key.
+        batch_size: Chips per forward pass.
+
+    Returns:
+        The written paths per key.
+
+    Raises:
+        ConfigError: If the store's bands differ from the checkpoint's.
+    """
+    modalities = [m for m in ("s1", "s2") if m in model.bands]
+    store = ChipStoreDataset(chips_dir, split=None, tasks=(), modalities=modalities)
+    for modality in modalities:
+        stored = store.metadata["layout"][f"{modality}_bands"]
+        check_bands(model.bands, stored, modality, str(chips_dir), model.path)
+    transform = model.transform()
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    for start in range(0, len(store), batch_size):
+        samples = store.__getitems__(list(range(start, min(start + batch_size, len(store)))))
+        s2 = np.stack([s["image_s2"].numpy() for s in samples]).astype(np.float32)
+        s1 = (
+            np.stack([s["image_s1"].numpy() for s in samples]).astype(np.float32)
+            if "s1" in modalities
+            else None
+        )
+        for key, value in model.embed(s1, s2, keys, transform).items():
+            parts[key].append(value)
+    written = {}
+    for key in keys:
+        values = np.concatenate(parts[key]) if parts[key] else np.zeros((0, 0), np.float32)
+        frame = gpd.GeoDataFrame(
+            store.index[["chip_id", "split", "scene", "pair_id", "store_index"]].copy(),
+            geometry=store.index.geometry.to_numpy(),
+            crs=store.index.crs,
+        )
+        dims = values.shape[1] if values.ndim == 2 else 0
+        frame["embedding"] = pa.FixedSizeListArray.from_arrays(
+            pa.array(values.reshape(-1), type=pa.float32()), dims
+        ).to_pandas()
+        with atomic_output(out_paths[key]) as tmp:
+            frame.to_parquet(tmp, index=False)
+        written[key] = out_paths[key]
+    return written

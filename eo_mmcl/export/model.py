@@ -1,0 +1,238 @@
+"""Load a trained objective from its checkpoint and embed raw S1/S2 pixels with it.
+
+The checkpoint's ``eo_mmcl`` dict names the objective (hence the task class) and carries the
+band lists and normalisation statistics of the chip store it was trained on, so the export
+needs nothing else.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from eo_mmcl.datamodules.transforms import PairedS1S2Transform
+from eo_mmcl.errors import ConfigError, SourceError
+from eo_mmcl.tasks import OBJECTIVES, ObjectiveTask
+
+#: Embedding keys that need only one modality's backbone (a fast path skips the other one).
+SINGLE_MODALITY = {"s1": "s1", "s2": "s2"}
+#: Extra keys exported by ``--modality all``, per objective (the unique-path embeddings).
+UNIQUE_KEYS: dict[str, tuple[str, ...]] = {
+    "coral": ("shared", "proj_u1", "proj_u2"),
+    "decur": ("unique_s1", "unique_s2"),
+}
+#: Modalities each embedding key needs.
+NEEDS: dict[str, tuple[str, ...]] = {
+    "s1": ("s1",),
+    "s2": ("s2",),
+    "proj_u1": ("s1",),
+    "unique_s1": ("s1",),
+    "proj_u2": ("s2",),
+    "unique_s2": ("s2",),
+}
+
+
+def sha256_file(path: str | Path) -> str:
+    """SHA-256 of a file, read in 1 MiB blocks.
+
+    Args:
+        path: The file.
+
+    Returns:
+        The hex digest.
+    """
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def checkpoint_meta(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint's ``eo_mmcl`` dict and check that it can drive an export.
+
+    Args:
+        path: The checkpoint.
+
+    Returns:
+        The dict (objective, version, bands, normalisation, chips_dir).
+
+    Raises:
+        SourceError: If the file is missing or not an eo_mmcl checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SourceError(f"{path}: checkpoint not found")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception as err:  # torch raises many kinds for a corrupt file
+        raise SourceError(f"{path}: not a readable checkpoint ({err})") from err
+    meta = checkpoint.get("eo_mmcl") if isinstance(checkpoint, dict) else None
+    if not isinstance(meta, dict) or meta.get("objective") not in OBJECTIVES:
+        raise SourceError(f"{path}: not an eo_mmcl checkpoint (no known objective in 'eo_mmcl')")
+    if "normalisation" not in meta or "bands" not in meta:
+        raise SourceError(f"{path}: the checkpoint holds no band lists or normalisation")
+    return dict(meta)
+
+
+@dataclass
+class EmbeddingModel:
+    """A trained objective in evaluation mode with its normalisation.
+
+    Args:
+        task: The LightningModule.
+        meta: The checkpoint's ``eo_mmcl`` dict.
+        path: The checkpoint.
+    """
+
+    task: ObjectiveTask
+    meta: dict[str, Any]
+    path: Path
+
+    @classmethod
+    def load(cls, path: str | Path) -> EmbeddingModel:
+        """Load a checkpoint on the CPU.
+
+        Args:
+            path: The checkpoint.
+
+        Returns:
+            The model.
+        """
+        meta = checkpoint_meta(path)
+        task_class = OBJECTIVES[meta["objective"]]
+        task = task_class.load_from_checkpoint(path, map_location="cpu").eval()
+        return cls(task, meta, Path(path))
+
+    @property
+    def objective(self) -> str:
+        """The objective's name."""
+        return str(self.meta["objective"])
+
+    @property
+    def bands(self) -> dict[str, list[str]]:
+        """Band lists per modality, in the model's channel order."""
+        return {k: list(v) for k, v in self.meta["bands"].items() if v}
+
+    def keys(self, modality: str, s2_only: bool = False) -> list[str]:
+        """Embedding keys to export for a ``--modality`` choice.
+
+        Args:
+            modality: ``s1``, ``s2``, ``joint`` or ``all``.
+            s2_only: The scenes have no S1 (keys that need S1 are left out of ``all``).
+
+        Returns:
+            The keys.
+
+        Raises:
+            ConfigError: If the modality is unknown, or needs S1 on S2-only scenes.
+        """
+        if modality not in ("s1", "s2", "joint", "all"):
+            raise ConfigError(f"--modality must be s1, s2, joint or all, got {modality!r}")
+        if modality != "all":
+            keys = [modality]
+        else:
+            keys = ["s1", "s2", "joint", *UNIQUE_KEYS.get(self.objective, ())]
+        if s2_only:
+            usable = [k for k in keys if NEEDS.get(k, ("s1", "s2")) == ("s2",)]
+            if not usable:
+                raise ConfigError(
+                    f"--modality {modality} needs Sentinel-1, but the catalog has S2 scenes only"
+                )
+            keys = usable
+        return keys
+
+    def transform(self) -> PairedS1S2Transform:
+        """The normalisation of the chip store the model was trained on."""
+        norm = self.meta["normalisation"]
+        s1 = norm.get("s1")
+        return PairedS1S2Transform(
+            s1["mean"] if s1 else None,
+            s1["std"] if s1 else None,
+            norm["s2"]["mean"],
+            norm["s2"]["std"],
+        )
+
+    @torch.no_grad()
+    def embed(
+        self,
+        s1: np.ndarray | None,
+        s2: np.ndarray,
+        keys: Sequence[str],
+        transform: PairedS1S2Transform,
+    ) -> dict[str, np.ndarray]:
+        """Embed raw chips.
+
+        Args:
+            s1: ``(B, C1, H, W)`` sigma0 dB (NaN = nodata), or None without S1.
+            s2: ``(B, C2, H, W)`` reflectance with NaN at nodata.
+            keys: Embedding keys wanted.
+            transform: :meth:`transform` (built once by the caller).
+
+        Returns:
+            ``{key: (B, D) float32}``.
+        """
+        batch: dict[str, Tensor] = {"image_s2": torch.from_numpy(np.ascontiguousarray(s2))}
+        if s1 is not None:
+            batch["image_s1"] = torch.from_numpy(np.ascontiguousarray(s1))
+        batch = transform.normalise(batch)  # NaN -> band mean (0 after normalising)
+        if set(keys) <= set(SINGLE_MODALITY):
+            # Pooled per-modality embeddings are the backbone alone: skip the other sensor.
+            out = {k: self.task.encoder[k](batch[f"image_{k}"]) for k in keys}
+        else:
+            if "image_s1" not in batch:
+                b, _, h, w = batch["image_s2"].shape
+                batch["image_s1"] = torch.zeros(b, self.task.hparams["s1_channels"], h, w)
+            out = self.embed_batch(batch)
+        return {k: out[k].float().numpy() for k in keys}
+
+    def embed_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """The task's embeddings of a normalised batch, plus DeCUR's unique blocks.
+
+        Args:
+            batch: Normalised ``image_s1``/``image_s2``.
+
+        Returns:
+            The task's ``embed`` keys (and ``unique_s1``/``unique_s2`` for ``decur``).
+        """
+        out = self.task.embed(batch)
+        common = getattr(self.task, "common_dim", None)
+        if common is not None and "proj_s1" in out:
+            out["unique_s1"] = out["proj_s1"][:, common:]
+            out["unique_s2"] = out["proj_s2"][:, common:]
+        return out
+
+
+def check_bands(
+    model_bands: dict[str, list[str]],
+    available: Sequence[str],
+    sensor: str,
+    where: str,
+    checkpoint: Path,
+) -> None:
+    """Check that a raster offers every band the model reads.
+
+    Args:
+        model_bands: The model's band lists.
+        available: Bands of the raster.
+        sensor: ``s1`` or ``s2``.
+        where: The raster's path (for the message).
+        checkpoint: The checkpoint (for the message).
+
+    Raises:
+        ConfigError: If a band is missing.
+    """
+    wanted = model_bands.get(sensor, [])
+    missing = [b for b in wanted if b not in available]
+    if missing:
+        raise ConfigError(
+            f"{where}: {sensor.upper()} bands {missing} of checkpoint {checkpoint} are missing "
+            f"(the raster has {list(available)})"
+        )

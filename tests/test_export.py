@@ -1,0 +1,466 @@
+"""Embedding export: COG round trips, blending, quantisation, STAC, GeoParquet, resume, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import geopandas as gpd
+import numpy as np
+import pystac
+import pytest
+import rasterio
+import torch
+import xarray as xr
+from rasterio.windows import Window
+from rio_cogeo.cogeo import cog_validate
+from typer.testing import CliRunner
+
+from eo_mmcl.catalog import build_catalog, folder_source, resolve_source
+from eo_mmcl.cli import app
+from eo_mmcl.errors import ConfigError, SourceError
+from eo_mmcl.export import EmbedConfig, EmbeddingModel, WindowGrid, export_embeddings
+from eo_mmcl.export import run as export_run
+from eo_mmcl.export.cog import Quantisation
+from eo_mmcl.export.windows import blend, tent_weights
+from eo_mmcl.simulate import SimulationConfig, simulate_scenes
+from eo_mmcl.tasks.train import run_training
+from eo_mmcl.tiling import TileConfig, tile_catalog
+from eo_mmcl.tiling.reader import RasterReader
+
+REPO = Path(__file__).resolve().parents[1]
+STRIDE, WINDOW, STEP = 8, 32, 16  # k = 2: every other output pixel is a window centre
+
+
+def _train(config: str, chips: Path, root: Path, *extra: str) -> Path:
+    run_training(
+        [
+            "--config",
+            config,
+            "--data.chips_dir",
+            str(chips),
+            "--trainer.max_steps",
+            "2",
+            "--trainer.limit_val_batches",
+            "0",
+            "--trainer.accelerator",
+            "cpu",
+            "--trainer.logger",
+            "false",
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.default_root_dir",
+            str(root),
+            "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+            "--trainer.callbacks.dirpath",
+            str(root / "checkpoints"),
+            "--trainer.callbacks.save_last",
+            "true",
+            "--data.batch_size",
+            "8",
+            "--data.num_workers",
+            "0",
+            *extra,
+        ]
+    )
+    return root / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A 128 px simulated pair, its catalog, a 32 px chip store and a tiny clip checkpoint."""
+    root = tmp_path_factory.mktemp("export")
+    simulate_scenes(root / "scenes", SimulationConfig(size=128, seed=3, parcel_size=32))
+    build_catalog([folder_source(root / "scenes")], root / "catalog")
+    tile_catalog(
+        root / "catalog",
+        root / "chips",
+        TileConfig(chip_size=32, split_block=2, max_cloud=0.3),
+        workers=0,
+    )
+    ckpt = _train(str(REPO / "tests" / "conf" / "clip_tiny.yaml"), root / "chips", root / "clip")
+    return {"root": root, "catalog": root / "catalog", "chips": root / "chips", "ckpt": ckpt}
+
+
+def _export(world: dict[str, Path], out: Path, **options) -> export_run.ExportResult:
+    config = EmbedConfig(stride=STRIDE, window=WINDOW, step=STEP, **options)
+    return export_embeddings(world["ckpt"], world["catalog"], out, config, workers=0)
+
+
+@pytest.fixture(scope="module")
+def exported(world: dict[str, Path]) -> Path:
+    out = world["root"] / "out_f16"
+    _export(world, out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def exported_int8(world: dict[str, Path]) -> Path:
+    out = world["root"] / "out_i8"
+    _export(world, out, dtype="int8", preview=False)
+    return out
+
+
+def _s2_raster(world: dict[str, Path]) -> Path:
+    return next((world["root"] / "scenes").glob("*_S2_*.tif"))
+
+
+def test_tent_weights_are_a_partition_of_unity_and_exact_at_centres() -> None:
+    weights = tent_weights(0, 9, 0, 3, k=3)
+    np.testing.assert_allclose(weights.sum(axis=1), 1.0)
+    np.testing.assert_allclose(weights[::3], np.eye(4)[:3])  # centres 0, 3, 6 take one window
+    np.testing.assert_allclose(weights[1], [2 / 3, 1 / 3, 0, 0])
+    lattice = np.random.default_rng(0).normal(size=(5, 4, 4))
+    out = blend(lattice, tent_weights(0, 9, 0, 3, 3), tent_weights(0, 9, 0, 3, 3))
+    np.testing.assert_allclose(out[:, ::3, ::3], lattice[:, :3, :3], rtol=1e-6)
+    with pytest.raises(ConfigError, match="even"):
+        WindowGrid(100, 100, window=33, stride=8, step=16, block=8)
+    with pytest.raises(ConfigError, match="multiple of stride"):
+        WindowGrid(100, 100, window=32, stride=8, step=12, block=8)
+
+
+def test_raster_round_trip_with_rasterio_and_contract_tags(
+    exported: Path, world: dict[str, Path], clip_model: EmbeddingModel
+) -> None:
+    with rasterio.open(_s2_raster(world)) as s2:
+        crs, transform, shape = s2.crs, s2.transform, (s2.height, s2.width)
+    for key, dims in (("s1", 512), ("s2", 512), ("joint", 1024)):
+        path = next(exported.glob(f"*_clip_{key}.tif"))
+        with rasterio.open(path) as ds:
+            assert ds.crs == crs
+            assert ds.transform == transform * rasterio.Affine.scale(STRIDE)
+            assert (ds.height, ds.width) == (shape[0] // STRIDE, shape[1] // STRIDE)
+            assert ds.count == dims and ds.descriptions[:2] == ("E000", "E001")
+            assert np.isnan(ds.nodata)
+            assert ds.transform.e < 0 and ds.transform.b == ds.transform.d == 0  # north-up
+            tags = ds.tags()
+            assert tags["OBJECTIVE"] == "clip" and tags["MODALITY"] == key
+            assert tags["CHECKPOINT_SHA256"] == export_run.sha256_file(world["ckpt"])
+            assert tags["DATE_RANGE"].startswith("2023-06-12")
+            data = ds.read(masked=True)
+        assert 0.05 < data.mask.any(axis=0).mean() < 0.95 if key != "s2" else True
+        assert np.isfinite(data.compressed()).all()
+        assert cog_validate(str(path)) == (True, [], [])
+    assert clip_model.objective == "clip"
+
+
+@pytest.fixture(scope="module")
+def clip_model(world: dict[str, Path]) -> EmbeddingModel:
+    return EmbeddingModel.load(world["ckpt"])
+
+
+def _window_embedding(
+    world: dict[str, Path], model: EmbeddingModel, row: int, col: int, key: str
+) -> np.ndarray:
+    """The embedding of the window centred on output pixel (row, col), computed independently."""
+    y0 = row * STRIDE + (STRIDE - WINDOW) // 2
+    x0 = col * STRIDE + (STRIDE - WINDOW) // 2
+    window = Window(x0, y0, WINDOW, WINDOW)
+    with rasterio.open(_s2_raster(world)) as ds:
+        s2 = ds.read(window=window, boundless=True, fill_value=0).astype(np.float32)
+        crs, transform = ds.crs, ds.transform
+    s2[s2 == 0] = np.nan
+    scene = export_run.plan_scenes(world["catalog"], model, [])[0][0]
+    assert scene.s1 is not None
+    with RasterReader(scene.s1, crs, transform) as reader:
+        s1 = reader.read(window)
+    batch = model.transform().normalise(
+        {"image_s1": torch.from_numpy(s1[None]), "image_s2": torch.from_numpy(s2[None])}
+    )
+    with torch.no_grad():
+        return model.task.embed(batch)[key][0].numpy()
+
+
+@pytest.mark.parametrize("key", ["s2", "joint"])
+def test_pixel_equals_the_window_centred_there(
+    exported: Path, world: dict[str, Path], clip_model: EmbeddingModel, key: str
+) -> None:
+    path = next(exported.glob(f"*_clip_{key}.tif"))
+    with rasterio.open(path) as ds:
+        data = ds.read()
+    k = STEP // STRIDE
+    for row, col in ((6, 6), (8, 4)):  # window centres (even pixels)
+        assert row % k == 0 and col % k == 0
+        expected = _window_embedding(world, clip_model, row, col, key)
+        scale = np.abs(expected).max()
+        np.testing.assert_allclose(data[:, row, col], expected, atol=2e-3 * scale, rtol=2e-3)
+    # Between two centres: the tent weights give the mean of both windows.
+    between = 0.5 * (
+        _window_embedding(world, clip_model, 6, 6, key)
+        + _window_embedding(world, clip_model, 6, 8, key)
+    )
+    scale = np.abs(between).max()
+    np.testing.assert_allclose(data[:, 6, 7], between, atol=2e-3 * scale, rtol=2e-3)
+
+
+def test_xarray_and_torchgeo_open_the_rasters(exported: Path, exported_int8: Path) -> None:
+    from torchgeo.datasets import RasterDataset
+
+    path16 = next(exported.glob("*_clip_joint.tif"))
+    path8 = next(exported_int8.glob("*_clip_joint.tif"))
+    f16 = xr.open_dataset(path16, engine="rasterio")["band_data"].to_numpy()
+    i8 = xr.open_dataset(path8, engine="rasterio")["band_data"].to_numpy()
+    assert f16.shape == i8.shape and f16.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(f16), np.isnan(i8))  # NaN at nodata
+    assert np.isnan(f16).any()
+    with rasterio.open(path8) as ds:
+        assert ds.dtypes[0] == "int8" and ds.nodata == -128
+        error = float(ds.tags()["QUANTIZATION_MAX_ERROR"])
+        assert error == pytest.approx(ds.scales[0] / 2)
+    # int8 against float16 (rounding 2**-11 relative) within the documented bound.
+    bound = error + np.abs(f16) * 2.0**-10 + 1e-6
+    assert np.all(np.abs(i8 - f16)[~np.isnan(f16)] <= bound[~np.isnan(f16)])
+
+    class Embeddings(RasterDataset):
+        filename_glob = "*_clip_joint.tif"
+        is_image = True
+
+    dataset = Embeddings(paths=str(exported))
+    with rasterio.open(path16) as ds:
+        bounds = ds.bounds
+        expected = ds.read(window=Window(0, 0, 4, 4))
+    x0, y1 = bounds.left, bounds.top
+    res = STRIDE * 10
+    sample = dataset[x0 : x0 + 4 * res, y1 - 4 * res : y1]
+    image = sample["image"].numpy()
+    assert image.shape == (1024, 4, 4)
+    np.testing.assert_allclose(np.nan_to_num(image), np.nan_to_num(expected), rtol=1e-6)
+
+
+def test_cog_has_average_overviews(tmp_path: Path) -> None:
+    from rasterio.crs import CRS
+
+    from eo_mmcl.export.cog import write_embedding_cog
+
+    values = np.random.default_rng(0).normal(size=(3, 300, 300)).astype(np.float32)
+    values[:, :10, :10] = np.nan
+    blocks = [((r, 0, 100, 300), lambda r=r: values[:, r : r + 100]) for r in (0, 100, 200)]
+    path = tmp_path / "e.tif"
+    transform = rasterio.Affine(80, 0, 500_000, 0, -80, 5_300_000)
+    q = Quantisation("float16")
+    tags = {"OBJECTIVE": "clip"}
+    write_embedding_cog(
+        path, tmp_path / "s.tif", blocks, values.shape, CRS.from_epsg(32633), transform, q, tags
+    )
+    assert cog_validate(str(path)) == (True, [], [])
+    assert not (tmp_path / "s.tif").exists()
+    with rasterio.open(path) as ds:
+        assert ds.overviews(1) == [2, 4]  # down to one 128 px tile
+        np.testing.assert_allclose(ds.read(), values, rtol=1e-3, atol=1e-3)
+        overview = ds.read(1, out_shape=(150, 150))
+    expected = np.nanmean(values[0, 20:, 20:].reshape(140, 2, 140, 2), axis=(1, 3))
+    np.testing.assert_allclose(overview[10:, 10:], expected, atol=2e-3)
+
+
+def test_int8_quantisation_error_bound() -> None:
+    values = np.random.default_rng(1).normal(scale=3.0, size=(8, 16, 16)).astype(np.float32)
+    values[:, 0, 0] = np.nan
+    q = Quantisation.from_range("int8", float(np.nanmin(values)), float(np.nanmax(values)))
+    back = q.decode(q.encode(values))
+    assert np.isnan(back[:, 0, 0]).all()
+    assert np.nanmax(np.abs(back - values)) <= q.max_error * (1 + 1e-6)
+
+
+def test_stac_items_validate_and_chip_geoparquet(exported: Path, world: dict[str, Path]) -> None:
+    catalog = pystac.Catalog.from_file(str(exported / "catalog.json"))
+    items = list(catalog.get_items())
+    assert len(items) == 6  # 3 rasters + 3 chip tables
+    assert catalog.validate_all() == 6
+    for item in items:
+        item.validate()
+        assert item.properties["emb:dimensions"] in (512, 1024)
+        href = item.assets["embedding"].get_absolute_href()
+        assert href is not None and Path(href).is_file()
+    raster_item = next(i for i in items if i.properties["emb:type"] == "pixel")
+    assert raster_item.properties["emb:model"]["objective"] == "clip"
+    assert raster_item.assets["preview"].media_type == pystac.MediaType.PNG
+    chips = gpd.read_parquet(next(exported.glob("chips_clip_s2.parquet")))
+    index = gpd.read_parquet(world["chips"] / "index.parquet")
+    assert chips.crs == index.crs and chips.crs.to_epsg() == 4326
+    assert len(chips) == len(index) and set(chips["split"]) <= {"train", "val", "test"}
+    assert all(len(e) == 512 for e in chips["embedding"])
+    manifest = json.loads((exported / "embed_manifest.json").read_text())
+    assert manifest["objective"] == "clip" and not (exported / ".embed").exists()
+    png = next(exported.glob("*_clip_joint_pca.png"))
+    from PIL import Image
+
+    rgba = np.asarray(Image.open(png))
+    assert rgba.shape[2] == 4 and rgba[..., 3].any() and rgba[..., :3].std() > 10
+
+
+KILLER = """
+import os, signal, sys
+from pathlib import Path
+from eo_mmcl.export import EmbedConfig, export_embeddings
+from eo_mmcl.export import run
+run.BLOCK_S2_PX = 32  # 4 output px per block: 16 blocks
+real, done = run.run_block, []
+def killing(task):
+    if len(done) == 5:
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup at all, as a real kill
+    done.append(real(task))
+run.run_block = killing
+ckpt, catalog, out = sys.argv[1:4]
+config = EmbedConfig(stride=8, window=32, step=16, modality="s2", preview=False)
+export_embeddings(ckpt, catalog, out, config, workers=0)
+"""
+
+
+def test_kill_and_resume(world: dict[str, Path], exported: Path, monkeypatch, tmp_path) -> None:
+    import signal
+    import subprocess
+    import sys
+
+    out = world["root"] / "out_resume"
+    args = [str(world["ckpt"]), str(world["catalog"]), str(out)]
+    killed = subprocess.run([sys.executable, "-c", KILLER, *args], capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    # Nothing looks finished: no raster, table, catalog or manifest under its final name.
+    finals = [p for p in out.iterdir() if not p.name.startswith(".")]
+    assert finals == [], finals
+    done = {p.name.split(".")[0] for p in (out / ".embed").rglob("*.done")}
+    assert len(done) == 5
+    monkeypatch.setattr(export_run, "BLOCK_S2_PX", 32)
+    log = tmp_path / "blocks.log"
+    real = export_run.run_block
+
+    def logged(task):  # a file log: Dask pickles the function, so no shared counter
+        with log.open("a") as fh:
+            fh.write(task.block_id + "\n")
+        return real(task)
+
+    monkeypatch.setattr(export_run, "run_block", logged)
+    # Resume through a Dask scheduler (a threaded LocalCluster: the client path, cheap to start).
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, processes=False, dashboard_address=None) as cluster:
+        config = EmbedConfig(stride=STRIDE, window=WINDOW, step=STEP, modality="s2", preview=False)
+        export_embeddings(
+            world["ckpt"], world["catalog"], out, config, scheduler=cluster.scheduler_address
+        )
+    resumed_blocks = set(log.read_text().split())
+    assert len(resumed_blocks) == 16 - 5 and not resumed_blocks & done  # only unfinished ones
+    with (
+        rasterio.open(next(out.glob("*_clip_s2.tif"))) as resumed,
+        rasterio.open(next(exported.glob("*_clip_s2.tif"))) as whole,
+    ):
+        np.testing.assert_array_equal(resumed.read(), whole.read())
+    # A finished export is left alone.
+    assert _export(world, out, modality="s2", preview=False).reused
+
+
+def test_checkpoint_bands_must_match_the_rasters(world: dict[str, Path], tmp_path: Path) -> None:
+    checkpoint = torch.load(world["ckpt"], weights_only=False)
+    checkpoint["eo_mmcl"]["bands"]["s2"] = [*checkpoint["eo_mmcl"]["bands"]["s2"][:-1], "B99"]
+    bad = tmp_path / "bad.ckpt"
+    torch.save(checkpoint, bad)
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError, match=r"_S2_.*\.tif: S2 bands \['B99'\]"):
+        export_embeddings(bad, world["catalog"], out, EmbedConfig(), workers=0)
+    assert not out.exists()
+    with pytest.raises(SourceError, match="not an eo_mmcl checkpoint"):
+        torch.save({"state_dict": {}}, tmp_path / "plain.ckpt")
+        export_embeddings(tmp_path / "plain.ckpt", world["catalog"], out, EmbedConfig())
+
+
+def test_cli_embed_reports_bad_input_in_one_line(world: dict[str, Path], tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(
+        app, ["embed", str(tmp_path / "missing.ckpt"), str(world["catalog"]), "-o", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert "missing.ckpt: checkpoint not found" in result.output
+    result = runner.invoke(
+        app,
+        [
+            "embed",
+            str(world["ckpt"]),
+            str(world["catalog"]),
+            "-o",
+            str(tmp_path / "o"),
+            "--dtype",
+            "int4",
+            "--workers",
+            "0",
+        ],
+    )
+    assert result.exit_code == 2 and "--dtype" in result.output
+
+
+def test_coral_exports_its_unique_paths(world: dict[str, Path]) -> None:
+    ckpt = _train(
+        str(REPO / "pipelines" / "configs" / "coral.yaml"),
+        world["chips"],
+        world["root"] / "coral",
+        *("--model.init_args.proj_dim", "16", "--model.init_args.proj_hidden_dim", "32"),
+        *("--model.init_args.fusion_dim", "16", "--model.init_args.fusion_depth", "1"),
+    )
+    out = world["root"] / "out_coral"
+    result = export_embeddings(
+        ckpt,
+        world["catalog"],
+        out,
+        EmbedConfig(stride=16, window=32, step=16, preview=False),
+        chips_dir=world["chips"],
+        workers=0,
+    )
+    names = sorted(p.name.split("_coral_")[1] for p in result.rasters)
+    assert names == [f"{k}.tif" for k in ("joint", "proj_u1", "proj_u2", "s1", "s2", "shared")]
+    with rasterio.open(next(out.glob("*_coral_proj_u1.tif"))) as ds:
+        assert ds.count == 16 and ds.tags()["MODALITY"] == "s1"
+    assert len(result.chip_tables) == 6
+
+
+@pytest.mark.slow
+def test_export_on_a_local_cluster_of_processes(world: dict[str, Path], exported: Path) -> None:
+    out = world["root"] / "out_processes"
+    export_embeddings(
+        world["ckpt"],
+        world["catalog"],
+        out,
+        EmbedConfig(stride=STRIDE, window=WINDOW, step=STEP, modality="s2", preview=False),
+        workers=2,
+    )
+    with (
+        rasterio.open(next(out.glob("*_clip_s2.tif"))) as dask_run,
+        rasterio.open(next(exported.glob("*_clip_s2.tif"))) as local,
+    ):
+        np.testing.assert_array_equal(dask_run.read(), local.read())
+
+
+def test_real_s2_scene_exports_s2_embeddings(
+    realdata: Path, world: dict[str, Path], tmp_path: Path
+) -> None:
+    source = resolve_source(str(REPO / "data_catalog" / "realdata_s2_l1c.yaml"))
+    build_catalog([source], tmp_path / "catalog", allow_unpaired=True)
+    result = export_embeddings(
+        world["ckpt"],
+        tmp_path / "catalog",
+        tmp_path / "out",
+        EmbedConfig(modality="all", stride=64, window=64, step=128, preview=True),
+        workers=0,
+    )
+    assert [p.name.rsplit("_", 1)[1] for p in result.rasters] == ["s2.tif"]
+    with rasterio.open(result.rasters[0]) as ds:
+        assert ds.crs.to_epsg() == 32618 and ds.count == 512
+        assert (ds.width, ds.height) == (31, 31)
+        data = ds.read(masked=True)
+        assert data.count() > 0.9 * data.size
+    assert cog_validate(str(result.rasters[0]))[0]
+    assert any("S2 embeddings only" in m for m in result.messages)
+
+
+def test_principal_components_match_a_full_svd() -> None:
+    from eo_mmcl.export.preview import principal_components
+
+    rng = np.random.default_rng(0)
+    pixels = (
+        rng.normal(size=(500, 3))
+        @ rng.normal(size=(3, 40))
+        * [[5.0, 2.0, 1.0][i % 3] for i in range(40)]
+    )
+    pixels += rng.normal(scale=0.01, size=pixels.shape)
+    mean, axes = principal_components(pixels)
+    _, _, vt = np.linalg.svd(pixels - pixels.mean(axis=0), full_matrices=False)
+    np.testing.assert_allclose(np.abs(np.sum(axes * vt[:3], axis=1)), 1.0, atol=1e-6)
+    np.testing.assert_allclose(mean, pixels.mean(axis=0))
