@@ -413,7 +413,7 @@ def run(
     if scheduler is not None:
         config.tile.scheduler = scheduler
         if "embed" in config.stages:
-            config.embed["scheduler"] = scheduler
+            config.embed.scheduler = scheduler
     start_time = time.perf_counter()
     outcomes = run_pipeline(
         config, force=force or (), start=start, until=until, show_progress=progress

@@ -89,7 +89,9 @@ def test_missing_paths_are_reported_before_any_work(tmp_path: Path) -> None:
 
 
 def test_unknown_stage_options_are_refused(tmp_path: Path) -> None:
-    config = load_pipeline_config(_write(tmp_path / "p.yaml", _tiny_tree(tmp_path / "run")))
+    tree = _tiny_tree(tmp_path / "run")
+    tree["stages"] = ["simulate", "catalog", "tile", "train"]
+    config = load_pipeline_config(_write(tmp_path / "p.yaml", tree))
     for kwargs, message in (
         ({"force": ["embed"]}, "--force embed"),
         ({"start": "report"}, "--from report"),
@@ -136,6 +138,7 @@ class Recorder:
 
 def _config(tmp_path: Path, chip_size: int = 32) -> PipelineConfig:
     tree = _tiny_tree(tmp_path / "run")
+    tree["stages"] = ["simulate", "catalog", "tile", "train"]
     tree["tile"]["config"]["chip_size"] = chip_size
     return load_pipeline_config(_write(tmp_path / "pipeline.yaml", tree))
 
@@ -203,12 +206,18 @@ def test_from_needs_the_earlier_stages(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def test_real_pipeline_killed_midway_resumes_without_redoing_stages(tmp_path: Path) -> None:
-    path = _write(tmp_path / "pipeline.yaml", _tiny_tree(tmp_path / "run"))
-    run_dir = tmp_path / "run"
+@pytest.fixture(scope="module")
+def killed_and_resumed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
+    """The tiny pipeline killed (SIGKILL) while training, then run again in-process.
+
+    Returns the run folder and the stage statuses of the second run.
+    """
+    root = tmp_path_factory.mktemp("pipeline")
+    path = _write(root / "pipeline.yaml", _tiny_tree(root / "run"))
+    run_dir = root / "run"
     process = subprocess.Popen(
         [sys.executable, "-m", "eo_mmcl.cli", "run", str(path), "--no-progress"],
-        cwd=tmp_path,
+        cwd=root,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -226,13 +235,62 @@ def test_real_pipeline_killed_midway_resumes_without_redoing_stages(tmp_path: Pa
     tile = StageManifest.read(run_dir / "tile")
     assert tile is not None and tile.status == "complete"
     assert not (run_dir / "train" / "clip" / "objective_done.json").exists()
+    outcomes = run_pipeline(load_pipeline_config(path), base=root, show_progress=False)
+    return run_dir, [o.status for o in outcomes]
 
-    outcomes = run_pipeline(load_pipeline_config(path), base=tmp_path, show_progress=False)
-    assert [o.status for o in outcomes] == ["skipped", "skipped", "skipped", "resumed"]
+
+def test_real_pipeline_killed_midway_resumes_without_redoing_stages(
+    killed_and_resumed_run: tuple[Path, list[str]],
+) -> None:
+    run_dir, statuses = killed_and_resumed_run
+    assert statuses == ["skipped", "skipped", "skipped", "resumed", "ran"]
     assert (run_dir / "train" / "clip" / "checkpoints" / "last.ckpt").is_file()
     manifest = json.loads((run_dir / "train" / MANIFEST).read_text())
     assert manifest["status"] == "complete"
     assert "clip/checkpoints/last.ckpt" in manifest["outputs"]
+    embed = json.loads((run_dir / "embed" / MANIFEST).read_text())
+    assert any(name.endswith("_clip_joint.tif") for name in embed["outputs"])
 
-    outcomes = run_pipeline(load_pipeline_config(path), base=tmp_path, show_progress=False)
-    assert [o.status for o in outcomes] == ["skipped"] * 4
+    config = load_pipeline_config(run_dir.parent / "pipeline.yaml")
+    outcomes = run_pipeline(config, base=run_dir.parent, show_progress=False)
+    assert [o.status for o in outcomes] == ["skipped"] * 5
+
+
+def test_landcover_notebook_runs_on_a_run(
+    killed_and_resumed_run: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    run_dir, _ = killed_and_resumed_run
+    path = REPO / "notebooks" / "landcover_probes.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    monkeypatch.setenv("EO_MMCL_RUN_DIR", str(run_dir))
+    monkeypatch.setenv("EO_MMCL_OBJECTIVE", "clip")
+    client = nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": REPO}}
+    )
+    client.execute()
+    text = "".join(
+        output.get("text", "")
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+    )
+    assert "balanced accuracy on the eastern test part" in text
+    images = [
+        output
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for output in cell.get("outputs", [])
+        if "image/png" in output.get("data", {})
+    ]
+    assert len(images) >= 3  # PCA false colour, confusion matrix, prediction maps
+
+
+def test_notebooks_are_stored_without_outputs() -> None:
+    nbformat = pytest.importorskip("nbformat")
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        notebook = nbformat.read(path, as_version=4)
+        for cell in notebook.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, path

@@ -14,6 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from eo_mmcl.errors import ConfigError
+from eo_mmcl.export import EmbedConfig
 from eo_mmcl.simulate import SimulationConfig
 from eo_mmcl.tiling import TileConfig
 
@@ -102,6 +103,25 @@ class TrainSection(_Section):
         return value
 
 
+class EmbedSection(_Section):
+    """Options of the embed stage (``eo-mmcl embed``) for every trained objective.
+
+    Args:
+        config: ``EmbedConfig`` fields (modality, stride, window, step, dtype, preview).
+        objectives: Objectives to export (default: every trained one).
+        checkpoints: Checkpoints to export instead of (or without) the train stage's, by
+            objective name, e.g. to embed a real scene with encoders of another run.
+        workers: Dask LocalCluster workers (None: one per CPU; 0: in-process).
+        scheduler: Address of an existing Dask scheduler (overrides ``workers``).
+    """
+
+    config: EmbedConfig = Field(default_factory=EmbedConfig)
+    objectives: list[str] | None = None
+    checkpoints: dict[str, Path] = Field(default_factory=dict)
+    workers: int | None = None
+    scheduler: str | None = None
+
+
 class PipelineConfig(_Section):
     """The whole batch run.
 
@@ -126,7 +146,7 @@ class PipelineConfig(_Section):
     catalog: CatalogSection = Field(default_factory=CatalogSection)
     tile: TileSection = Field(default_factory=TileSection)
     train: TrainSection = Field(default_factory=TrainSection)
-    embed: dict[str, Any] = Field(default_factory=dict)
+    embed: EmbedSection = Field(default_factory=EmbedSection)
     probe: dict[str, Any] = Field(default_factory=dict)
     report: dict[str, Any] = Field(default_factory=dict)
     stages: list[StageName] = Field(default_factory=lambda: list(STAGES))
@@ -153,6 +173,24 @@ class PipelineConfig(_Section):
             unknown = sorted(set(self.train.objective_args) - set(self.train.objectives))
             if unknown:
                 raise ConfigError(f"train.objective_args: objectives {unknown} are not trained")
+        if "embed" in self.stages:
+            for name, path in self.embed.checkpoints.items():
+                if not (base / path).is_file():
+                    raise ConfigError(f"embed.checkpoints.{name}: {path} does not exist")
+            trained = set(self.train.objectives) if "train" in self.stages else set()
+            available = trained | set(self.embed.checkpoints)
+            missing = sorted(set(self.embed_objectives()) - available)
+            if missing:
+                raise ConfigError(
+                    f"embed.objectives: {missing} are neither trained nor in embed.checkpoints"
+                )
+
+    def embed_objectives(self) -> list[str]:
+        """Objectives the embed stage exports (default: trained ones and given checkpoints)."""
+        if self.embed.objectives is not None:
+            return list(self.embed.objectives)
+        trained = self.train.objectives if "train" in self.stages else []
+        return list(dict.fromkeys([*trained, *self.embed.checkpoints]))
 
 
 def _key_path(location: tuple[int | str, ...]) -> str:

@@ -34,7 +34,7 @@ DEPENDS: dict[str, tuple[str, ...]] = {
     "catalog": ("simulate",),
     "tile": ("catalog",),
     "train": ("tile",),
-    "embed": ("train", "catalog"),
+    "embed": ("train", "catalog", "tile"),
     "probe": ("train", "tile", "embed"),
     "report": ("probe", "embed"),
 }

@@ -202,6 +202,37 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
     return summary
 
 
+def run_embed(ctx: StageContext) -> dict[str, Any]:
+    """Export embedding COGs, STAC items, previews and chip tables for every objective."""
+    from eo_mmcl.export import export_embeddings
+
+    section = ctx.config.embed
+    trained = checkpoints(ctx.stage_dir("train"), ctx.config.train.objectives)
+    summary: dict[str, Any] = {}
+    for objective in ctx.config.embed_objectives():
+        given = section.checkpoints.get(objective)
+        checkpoint = ctx.base / given if given is not None else trained[objective]
+        chips_dir = ctx.stage_dir("tile") if "tile" in ctx.config.stages else None
+        log.info("embed: %s from %s", objective, checkpoint)
+        result = export_embeddings(
+            checkpoint,
+            ctx.stage_dir("catalog"),
+            ctx.folder / objective,
+            section.config,
+            chips_dir=chips_dir,
+            workers=section.workers,
+            scheduler=section.scheduler,
+            force=ctx.restart,
+            show_progress=ctx.show_progress,
+        )
+        summary[objective] = {
+            "rasters": len(result.rasters),
+            "previews": len(result.previews),
+            "chip_tables": len(result.chip_tables),
+        }
+    return summary
+
+
 def checkpoints(train_dir: Path, objectives: list[str]) -> dict[str, Path]:
     """The last checkpoint of every trained objective.
 
@@ -236,4 +267,5 @@ STAGE_FUNCTIONS: dict[str, Callable[[StageContext], dict[str, Any]]] = {
     "catalog": run_catalog,
     "tile": run_tile,
     "train": run_train,
+    "embed": run_embed,
 }
