@@ -42,6 +42,7 @@ Four choices differ from a plain ``s2 & s1`` over folders, each for a reason:
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -76,6 +77,12 @@ CLOUD_VALUE = 1
 
 # Time interval (start, end) as tz-naive UTC timestamps, the convention of torchgeo's index.
 _Interval = tuple[pd.Timestamp, pd.Timestamp]
+
+# torchgeo keeps open GDAL handles in a class-level LRU cache. A DataLoader worker forked after
+# the parent read a sample inherits those handles, and parent and workers then share each file
+# descriptor's offset: concurrent reads decode the wrong bytes ("ZIPDecode: Decoding error").
+# Every forked process therefore starts with an empty cache and opens its own handles.
+os.register_at_fork(after_in_child=RasterDataset._cached_load_warp_file.cache_clear)
 
 
 class CatalogRasterDataset(RasterDataset):
