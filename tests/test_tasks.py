@@ -11,13 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
-from eo_mmcl.catalog import build_catalog, folder_source
 from eo_mmcl.datamodules import PairedS1S2DataModule
 from eo_mmcl.losses import LossOutput
-from eo_mmcl.simulate import SimulationConfig, simulate_scenes
 from eo_mmcl.tasks import OBJECTIVES, CLIPTask, PairedViews, majority_labels
 from eo_mmcl.tasks.train import run_training
-from eo_mmcl.tiling import TileConfig, tile_catalog
+from tests.conftest import small_chip_store
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "pipelines" / "configs"
@@ -35,16 +33,7 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def chips_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("train")
-    simulate_scenes(root / "scenes", SimulationConfig(size=256, seed=3, parcel_size=32))
-    build_catalog([folder_source(root / "scenes")], root / "catalog")
-    tile_catalog(
-        root / "catalog",
-        root / "chips",
-        TileConfig(chip_size=32, split_block=2, max_cloud=0.3),
-        workers=0,
-    )
-    return root / "chips"
+    return small_chip_store(tmp_path_factory.mktemp("train"), seed=3)
 
 
 @pytest.mark.parametrize("objective", sorted(OBJECTIVES))

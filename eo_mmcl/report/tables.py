@@ -159,13 +159,6 @@ def findings(main: MainTable) -> list[str]:
     for group in main.groups:
         column = {o: _num(survival, o, group) for o in trained}
         column = {o: v for o, v in column.items() if np.isfinite(v)}
-        if not column:
-            continue
-        best, worst = max(column, key=column.__getitem__), min(column, key=column.__getitem__)
-        sentences.append(
-            f"{group} ({GROUP_NAMES.get(group, group)}): `{best}` keeps the most "
-            f"(survival {column[best]:.2f}), `{worst}` the least ({column[worst]:.2f})."
-        )
         floor_values = [_num(survival, o, group) for o in floors]
         high = max([v for v in floor_values if np.isfinite(v)], default=-np.inf)
         if high >= HIGH_FLOOR:
@@ -173,6 +166,17 @@ def findings(main: MainTable) -> list[str]:
                 f"{group}: an untrained encoder already reaches survival {high:.2f}, so this "
                 "group cannot tell the objectives apart."
             )
+        if not column:
+            sentences.append(
+                f"{group} ({GROUP_NAMES.get(group, group)}): the supervised oracle is not above "
+                "chance for the trained objectives' best probes, so survival is undefined."
+            )
+            continue
+        best, worst = max(column, key=column.__getitem__), min(column, key=column.__getitem__)
+        sentences.append(
+            f"{group} ({GROUP_NAMES.get(group, group)}): `{best}` keeps the most "
+            f"(survival {column[best]:.2f}), `{worst}` the least ({column[worst]:.2f})."
+        )
         change = {o: _num(main.vs_random, o, group) for o in column}
         below = [o for o, v in change.items() if v < -0.05]
         if below:
