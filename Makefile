@@ -8,6 +8,8 @@ BIN := $(VENV)/bin
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 DEMO_DIR ?= runs/demo
 DEMO_EPOCHS ?= 10
+DEMO_OBJECTIVES ?= supervised clip cross_self coral
+DEMO_SEEDS ?= 3
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-all lint format install clean
@@ -25,11 +27,15 @@ demo: install
 	$(BIN)/eo-mmcl simulate $(DEMO_DIR)/scenes --size 512 --seed 0 --scenes 2
 	$(BIN)/eo-mmcl catalog $(DEMO_DIR)/scenes -o $(DEMO_DIR)/catalog
 	$(BIN)/eo-mmcl tile $(DEMO_DIR)/catalog -o $(DEMO_DIR)/chips --chip-size 32 --split-block 4
-	for objective in clip coral; do \
+	for objective in $(DEMO_OBJECTIVES); do \
 	  $(BIN)/eo-mmcl train --config pipelines/configs/$$objective.yaml \
 	    --data.chips_dir $(DEMO_DIR)/chips --trainer.max_epochs $(DEMO_EPOCHS) \
 	    --data.batch_size 32 --trainer.enable_progress_bar false || exit 1; \
 	done
+	$(BIN)/eo-mmcl probe --chips $(DEMO_DIR)/chips --scenes $(DEMO_DIR)/scenes \
+	  $(foreach objective,$(DEMO_OBJECTIVES),--checkpoint runs/train/$(objective)/checkpoints/last.ckpt) \
+	  --seeds $(DEMO_SEEDS) -o $(DEMO_DIR)/probes
+	$(BIN)/eo-mmcl report $(DEMO_DIR)/probes -o $(DEMO_DIR)/report
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
