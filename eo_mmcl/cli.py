@@ -361,6 +361,9 @@ def probe(
     random_init: Annotated[
         bool, typer.Option(help="Probe untrained copies of the networks (the floor).")
     ] = True,
+    reference: Annotated[
+        bool, typer.Option(help="Probe per-chip band statistics too (band-stats, no learning).")
+    ] = True,
     scenes: Annotated[
         Path | None, typer.Option(help="Simulator output folder: its knobs go into the report.")
     ] = None,
@@ -382,6 +385,7 @@ def probe(
         train_fraction=train_fraction,
         keys=parse_keys(key or []),
         random_init=random_init,
+        reference=reference,
     )
     result = run_probes(
         chips,

@@ -179,7 +179,7 @@ def test_probe_command_writes_the_tidy_table(probe_run: Path, probe_chips_dir: P
     for column in ("objective", "task", "group", "probe", "depth", "seed", "score", "chance",
                    "survival", "survival_vs_random"):  # fmt: skip
         assert column in table
-    assert set(table["objective"]) == {"supervised", "clip", "random-init"}
+    assert set(table["objective"]) == {"supervised", "clip", "random-init", "band-stats"}
     assert set(table["group"]) == {"R", "U1", "U2", "S"}
     assert set(table["probe"]) == {"linear", "knn", "segmentation"}
     assert set(table[table["objective"] == "clip"]["depth"]) == {"backbone", "projection"}

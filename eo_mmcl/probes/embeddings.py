@@ -236,3 +236,47 @@ def read_embedding_table(path: str | Path, store_index: np.ndarray) -> np.ndarra
     if missing:
         raise SourceError(f"{path}: no embedding for store rows {missing[:5]}")
     return np.stack([np.asarray(rows[int(s)], dtype=np.float32) for s in store_index])
+
+
+#: Objective name of the hand-crafted reference: per-band statistics of each chip.
+BAND_STATISTICS = "band-stats"
+
+
+def band_statistics(chips_dir: str | Path, store_index: np.ndarray) -> ChipEmbeddings:
+    """A learning-free reference embedding: mean and std of every band over valid pixels.
+
+    It tells how much of each task plain per-chip radiometry already carries, which puts both
+    the untrained floor and the trained oracle in proportion (S1 in dB, S2 in reflectance).
+
+    Args:
+        chips_dir: The chip store.
+        store_index: Store rows to describe (the order of the result).
+
+    Returns:
+        Embeddings at the backbone depth (N, 2 x bands).
+    """
+    dataset = ChipStoreDataset(chips_dir, split=None, tasks=[])
+    position = {int(s): i for i, s in enumerate(dataset.store_index)}
+    order = [position[int(s)] for s in store_index]
+    parts = []
+    for start in range(0, len(order), 256):
+        batch = default_collate(dataset.__getitems__(order[start : start + 256]))
+        valid = batch["valid"][:, None].float()  # (B, 1, H, W)
+        count = valid.sum(dim=(2, 3)).clamp(min=1)
+        stats = []
+        for key in ("image_s1", "image_s2"):
+            if key not in batch:
+                continue
+            image = torch.nan_to_num(batch[key].float()) * valid
+            mean = image.sum(dim=(2, 3)) / count
+            var = (image**2).sum(dim=(2, 3)) / count - mean**2
+            stats += [mean, var.clamp(min=0).sqrt()]
+        parts.append(torch.cat(stats, dim=1).numpy())
+    return ChipEmbeddings(
+        objective=BAND_STATISTICS,
+        architecture=BAND_STATISTICS,
+        source="per-band mean and std over valid pixels",
+        store_index=np.asarray(store_index, dtype=np.int64),
+        pooled={"backbone": np.concatenate(parts)},
+        keys={"backbone": "band_mean_std"},
+    )

@@ -18,9 +18,11 @@ from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.probes.classifiers import knn_probe, linear_probe, segmentation_probe
 from eo_mmcl.probes.embeddings import (
+    BAND_STATISTICS,
     DEPTHS,
     RANDOM_INIT,
     ChipEmbeddings,
+    band_statistics,
     extract_embeddings,
     load_objective,
     random_init_like,
@@ -54,6 +56,7 @@ class ProbeConfig:
             ``{"coral": {"projection": "proj_joint"}, "*": {"backbone": "joint"}}``.
         pixels_per_chip: Pixels per chip sampled to train the segmentation head.
         random_init: Also probe untrained encoders of each architecture (the floor).
+        reference: Also probe per-chip band statistics (``band-stats``, no learning).
     """
 
     seeds: int = 3
@@ -62,6 +65,7 @@ class ProbeConfig:
     keys: dict[str, dict[str, str]] = field(default_factory=dict)
     pixels_per_chip: int = 64
     random_init: bool = True
+    reference: bool = True
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.probes) - set(PROBES))
@@ -385,6 +389,9 @@ def run_probes(
         floor_name = floors[arch_key][1] if arch_key in floors else ""
         log(f"probing {objective}")
         probe(emb, run, floor_name, seeds)
+    if config.reference:
+        log(f"probing {BAND_STATISTICS}")
+        probe(band_statistics(chips, store_index), 0, "", seeds)
     if embeddings_dir is not None:
         for table_path in sorted(Path(embeddings_dir).glob("*.parquet")):
             name, sep, depth = table_path.stem.partition("__")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from eo_mmcl.probes.embeddings import BAND_STATISTICS
 from eo_mmcl.probes.survival import ORACLE, best_per_group, summarise
 from eo_mmcl.probes.tasks import GROUP_NAMES, GROUPS
+
+#: Rows that are neither trained objectives nor floors: learning-free references.
+REFERENCES = (BAND_STATISTICS,)
 
 #: Survival of a random-init floor above which a group cannot tell objectives apart.
 HIGH_FLOOR = 0.8
@@ -38,11 +43,21 @@ class MainTable:
     groups: list[str]
 
 
+def trained_objectives(objectives: Iterable[object]) -> list[str]:
+    """The trained objectives among rows: not the oracle, a floor or a reference."""
+    return [
+        str(o)
+        for o in objectives
+        if o not in (ORACLE, *REFERENCES) and not str(o).startswith("random-init")
+    ]
+
+
 def objective_order(objectives: list[str]) -> list[str]:
-    """Trained objectives first (as given), then the oracle, then the random-init floors."""
-    trained = [o for o in objectives if o != ORACLE and not o.startswith("random-init")]
+    """Trained objectives first (as given), the oracle, the random-init floors, references."""
+    trained = trained_objectives(objectives)
     floors = [o for o in objectives if o.startswith("random-init")]
-    return trained + ([ORACLE] if ORACLE in objectives else []) + floors
+    references = [o for o in REFERENCES if o in objectives]
+    return trained + ([ORACLE] if ORACLE in objectives else []) + floors + references
 
 
 def main_table(table: pd.DataFrame) -> MainTable:
@@ -101,9 +116,7 @@ def format_main(main: MainTable, bold: str = "**") -> pd.DataFrame:
         A table of strings, objectives in rows.
     """
     out = pd.DataFrame(index=main.survival.index)
-    trained = [
-        str(o) for o in main.survival.index if o != ORACLE and not str(o).startswith("random-init")
-    ]
+    trained = trained_objectives(main.survival.index)
     for group in main.groups:
         column = {str(o): _num(main.survival, o, group) for o in main.survival.index}
         finite = {o: column[o] for o in trained if np.isfinite(column[o])}
@@ -154,7 +167,7 @@ def findings(main: MainTable) -> list[str]:
     sentences: list[str] = []
     survival = main.survival
     objectives = [str(o) for o in survival.index]
-    trained = [o for o in objectives if o != ORACLE and not o.startswith("random-init")]
+    trained = trained_objectives(objectives)
     floors = [o for o in objectives if o.startswith("random-init")]
     for group in main.groups:
         column = {o: _num(survival, o, group) for o in trained}
