@@ -437,5 +437,62 @@ def report(
     console.print(f"report={path} markdown={path.with_name('report.md')}")
 
 
+study_app = typer.Typer(
+    help="Studies over sweeps of the simulator's misalignment knobs.", no_args_is_help=True
+)
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("misalignment")
+@reports_errors
+def study_misalignment(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Study folder.")] = Path(
+        "runs/study"
+    ),
+    knob: Annotated[
+        str,
+        typer.Option(
+            help="cloud-fraction (selection bias) or change-fraction (perturbation bias)."
+        ),
+    ] = "cloud-fraction",
+    values: Annotated[str, typer.Option(help="Comma-separated knob values.")] = "0,0.3,0.6",
+    objectives: Annotated[
+        str, typer.Option(help="Comma-separated objectives (supervised is always added).")
+    ] = "clip,cross_self,coral",
+    epochs: Annotated[int, typer.Option(help="Training epochs per objective.")] = 10,
+    size: Annotated[int, typer.Option(help="Scene size in pixels.")] = 512,
+    scenes: Annotated[int, typer.Option(help="Scene pairs per value.")] = 2,
+    seeds: Annotated[int, typer.Option(help="Probe seeds.")] = 3,
+    configs: Annotated[Path, typer.Option(help="Training configs folder.")] = Path(
+        "pipelines/configs"
+    ),
+) -> None:
+    """Run simulate -> tile -> train -> probe over a sweep of one knob; plot survival against it.
+
+    Writes OUTPUT/<knob>=<value>/ per value, OUTPUT/study.parquet and study.csv (best probe's
+    survival per objective, group and value) and OUTPUT/study.png. Resumes where it stopped.
+    """
+    from eo_mmcl.probes.study import StudyConfig, parse_values, run_misalignment_study
+
+    config = StudyConfig(
+        knob=knob,
+        values=tuple(parse_values(values)),
+        objectives=tuple(o.strip() for o in objectives.split(",") if o.strip()),
+        epochs=epochs,
+        size=size,
+        scenes=scenes,
+        seeds=seeds,
+        configs_dir=configs,
+    )
+    table = run_misalignment_study(
+        output, config, log=lambda message: err_console.print(f"[dim]{message}[/dim]")
+    )
+    wide = table.pivot_table(
+        index=["objective", "value"], columns="group", values="survival_mean"
+    ).round(2)
+    console.print(wide.to_string())
+    console.print(f"study={output / 'study.parquet'} plot={output / 'study.png'}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -246,3 +246,27 @@ def test_probe_bad_input_exits_2_with_one_line(probe_chips_dir: Path, tmp_path: 
     assert bad.exit_code == 2 and "bogus.ckpt" in bad.output
     nostore = runner.invoke(app, ["probe", "--chips", str(tmp_path), "--checkpoint", str(bogus)])
     assert nostore.exit_code == 2 and "chip store" in nostore.output
+
+
+def test_study_rejects_bad_knobs_and_values(tmp_path: Path) -> None:
+    runner = CliRunner()
+    bad_knob = runner.invoke(app, ["study", "misalignment", "-o", str(tmp_path), "--knob", "fog"])
+    assert bad_knob.exit_code == 2 and "fog" in bad_knob.output
+    bad_values = runner.invoke(app, ["study", "misalignment", "-o", str(tmp_path), "--values", "2"])
+    assert bad_values.exit_code == 2 and "[0, 1]" in bad_values.output
+
+
+@pytest.mark.slow
+def test_misalignment_study_sweeps_a_knob(tmp_path: Path) -> None:
+    from eo_mmcl.probes.study import StudyConfig, run_misalignment_study
+
+    repo = Path(__file__).resolve().parents[1]
+    config = StudyConfig(
+        knob="cloud-fraction", values=(0.0, 0.4), objectives=("clip",), epochs=1, size=256,
+        scenes=1, seeds=1, configs_dir=repo / "pipelines" / "configs",
+    )  # fmt: skip
+    table = run_misalignment_study(tmp_path, config)
+    assert set(table["value"]) == {0.0, 0.4}
+    assert {"supervised", "clip", "random-init"} <= set(table["objective"])
+    assert (tmp_path / "study.png").stat().st_size > 1000
+    assert (tmp_path / "study.parquet").exists()
