@@ -28,6 +28,7 @@ from eo_mmcl.probes import (
     survival_ratio,
 )
 from eo_mmcl.probes.classifiers import _pixel_features
+from eo_mmcl.tasks import CLIPTask, SupervisedTask
 
 SPLIT = np.array(["train"] * 120 + ["val"] * 40 + ["test"] * 40)
 
@@ -270,3 +271,30 @@ def test_misalignment_study_sweeps_a_knob(tmp_path: Path) -> None:
     assert {"supervised", "clip", "random-init"} <= set(table["objective"])
     assert (tmp_path / "study.png").stat().st_size > 1000
     assert (tmp_path / "study.parquet").exists()
+
+
+@pytest.mark.realdata
+def test_bigearthnet_multilabel_task_is_probed_with_map(realdata: Path, tmp_path: Path) -> None:
+    from eo_mmcl.tiling.bigearthnet import convert_bigearthnet
+    from tests.conftest import _checkpoint
+
+    chips = tmp_path / "ben"
+    convert_bigearthnet(realdata / "bigearthnet_v2_sample", chips)
+    labels = load_chip_labels(chips)
+    assert labels.tasks["bigearthnet19"].group == "R"
+    assert labels.tasks["bigearthnet19"].kind == "multilabel"
+    tiny = {"proj_dim": 8, "proj_hidden_dim": 16}
+    sup = SupervisedTask(num_classes={"bigearthnet19": 19}, multilabel=["bigearthnet19"], **tiny)
+    paths = [
+        _checkpoint(sup, tmp_path / "sup.ckpt", chips),
+        _checkpoint(CLIPTask(**tiny), tmp_path / "clip.ckpt", chips),
+    ]
+    run = run_probes(chips, paths, tmp_path / "p", ProbeConfig(seeds=1, probes=("linear", "knn")))
+    table = run.table
+    assert set(table["metric"]) == {"map"}
+    assert set(table["group"]) == {"R"}
+    # The chance of mAP is the mean test prevalence of the scored classes.
+    test = labels.chip["bigearthnet19"][labels.split == "test"]
+    scored = test.sum(0) > 0
+    assert np.allclose(table["chance"], test[:, scored].mean())
+    assert table["score"].between(0, 1).all()
