@@ -34,6 +34,9 @@ class StudyConfig:
         size: Scene size in pixels.
         scenes: Scene pairs per value.
         chip_size: Chip size in pixels.
+        split_block: Side of a split block in chips (small scenes need small blocks so that
+            every split gets chips).
+        max_cloud: Largest cloud fraction of a kept chip (the tiler's selection).
         seeds: Probe seeds.
         configs_dir: Folder of the training configs (``pipelines/configs``).
     """
@@ -45,6 +48,8 @@ class StudyConfig:
     size: int = 512
     scenes: int = 2
     chip_size: int = 32
+    split_block: int = 4
+    max_cloud: float = 0.1
     seeds: int = 3
     configs_dir: Path = Path("pipelines/configs")
 
@@ -99,7 +104,11 @@ def run_misalignment_study(
         tile_catalog(
             root / "catalog",
             root / "chips",
-            TileConfig(chip_size=config.chip_size, split_block=4),
+            TileConfig(
+                chip_size=config.chip_size,
+                split_block=config.split_block,
+                max_cloud=config.max_cloud,
+            ),
             workers=0,
             show_progress=False,
         )
