@@ -298,3 +298,16 @@ def test_bigearthnet_multilabel_task_is_probed_with_map(realdata: Path, tmp_path
     scored = test.sum(0) > 0
     assert np.allclose(table["chance"], test[:, scored].mean())
     assert table["score"].between(0, 1).all()
+
+
+def test_a_single_train_class_gives_the_constant_prediction() -> None:
+    x, y = _encoded()
+    y = y.copy()
+    y[SPLIT == "train"] = 2
+    result = linear_probe(x, y, SPLIT)
+    assert (result.y_pred == 2).all()
+    assert result.score == pytest.approx(result.chance)
+    labels = np.full((SPLIT.size, 4, 4), 1, dtype=np.uint8)
+    labels[SPLIT == "test", :, :2] = 0
+    seg = segmentation_probe(np.ones((SPLIT.size, 3, 1, 1), np.float32), labels, SPLIT, 2)
+    assert (seg.y_pred == 1).all() and seg.score == pytest.approx(0.5 * 0.5)

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.decomposition import PCA
+from sklearn.dummy import DummyClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score, balanced_accuracy_score
@@ -175,6 +176,14 @@ def _with_head(rotation: Pipeline, head: Any) -> Pipeline:
     return Pipeline([*rotation.steps, ("head", head)])
 
 
+def _constant(
+    xt: np.ndarray, yt: np.ndarray, xv: np.ndarray, yv: np.ndarray
+) -> tuple[object, float]:
+    """A most-frequent-class predictor and its validation balanced accuracy."""
+    model = make_pipeline(DummyClassifier(strategy="most_frequent")).fit(xt, yt)
+    return model, float(balanced_accuracy_score(yv, model.predict(xv)))
+
+
 def _fit_quietly(model: Any, x: np.ndarray, y: np.ndarray, **params: Any) -> None:
     # lbfgs may stop at max_iter on strongly regularised grids; the validation choice already
     # accounts for an under-fitted model, so the warning is noise here.
@@ -225,6 +234,10 @@ def linear_probe(
         _fit_quietly(head, zt, yt)
         return _with_head(rotation, head), balanced_accuracy_score(yv, head.predict(zv))
 
+    if not multilabel and np.unique(yt).size < 2:
+        # One class in the train chips (tiny stores): the only honest prediction is that class.
+        c_grid = (float("nan"),)
+        fit = lambda c: _constant(xt, yt, xv, yv)  # noqa: E731
     c, val_score, model = _select(c_grid, fit)
     if multilabel:
         score, chance = map_score(ys, model.predict_proba(xs))  # type: ignore[attr-defined]
@@ -418,9 +431,16 @@ def segmentation_probe(
         _fit_quietly(head, zt, yt, sample_weight=wt)
         return _with_head(rotation, head), miou(yv, head.predict(zv), num_classes, wv)
 
+    truth = labels[rows["test"]]
+    if np.unique(yt).size < 2:  # one class in the train pixels: predict it everywhere
+        val = miou(yv, np.full_like(yv, yt[0]), num_classes, wv)
+        pred = np.full(truth.shape, yt[0], dtype=np.uint8)
+        return ProbeResult(
+            miou(truth, pred, num_classes), miou_chance(truth, num_classes), "miou",
+            float("nan"), val, truth, pred,
+        )  # fmt: skip
     c, val_score, model = _select(c_grid, fit)
     assert isinstance(model, Pipeline)
-    truth = labels[rows["test"]]
     pred = _predict_maps(model, dense[rows["test"]], truth.shape[-2:], num_classes)
     return ProbeResult(
         miou(truth, pred, num_classes),
