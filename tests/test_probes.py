@@ -263,7 +263,7 @@ def test_misalignment_study_sweeps_a_knob(tmp_path: Path) -> None:
 
     repo = Path(__file__).resolve().parents[1]
     config = StudyConfig(
-        knob="cloud-fraction", values=(0.0, 0.4), objectives=("clip",), epochs=1, size=256,
+        knob="cloud-fraction", values=(0.0, 0.4), objectives=("clip",), epochs=1, size=384,
         scenes=1, seeds=1, split_block=2, max_cloud=0.3, configs_dir=repo / "pipelines" / "configs",
     )  # fmt: skip
     table = run_misalignment_study(tmp_path, config)
