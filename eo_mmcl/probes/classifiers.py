@@ -328,7 +328,9 @@ def _pixel_features(
         rows, cols = np.nonzero(labels[i] != IGNORE_INDEX)
         if rows.size == 0:
             continue
-        take = rng.choice(rows.size, size=min(per_chip, rows.size), replace=False)
+        # On a 1x1 map every pixel has the chip's feature: all of them cost one sample per class.
+        count = rows.size if h * w == 1 else min(per_chip, rows.size)
+        take = rng.choice(rows.size, size=count, replace=False)
         r, c = rows[take], cols[take]
         sy = np.clip((r + 0.5) * h / height - 0.5, 0, h - 1)
         sx = np.clip((c + 0.5) * w / width - 0.5, 0, w - 1)
@@ -385,7 +387,7 @@ def segmentation_probe(
     split: np.ndarray,
     num_classes: int,
     train_rows: np.ndarray | None = None,
-    pixels_per_chip: int = 64,
+    pixels_per_chip: int = 16,
     c_grid: Sequence[float] = SEG_C_GRID,
     seed: int = 0,
 ) -> ProbeResult:
@@ -401,7 +403,7 @@ def segmentation_probe(
         split: (N,) split of each chip.
         num_classes: Number of classes.
         train_rows: Rows of the train split to train on (default all).
-        pixels_per_chip: Pixels sampled per train and validation chip.
+        pixels_per_chip: Pixels sampled per train and validation chip (all on 1x1 maps).
         c_grid: Inverse regularisation strengths to try.
         seed: Seed of the pixel sampling and the solver.
 

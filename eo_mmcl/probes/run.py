@@ -63,7 +63,7 @@ class ProbeConfig:
     probes: tuple[str, ...] = PROBES
     train_fraction: float = 0.8
     keys: dict[str, dict[str, str]] = field(default_factory=dict)
-    pixels_per_chip: int = 64
+    pixels_per_chip: int = 16
     random_init: bool = True
     reference: bool = True
 
