@@ -120,3 +120,12 @@ def test_report_of_a_missing_run_exits_2(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["report", str(tmp_path), "-o", str(tmp_path / "r")])
     assert result.exit_code == 2
     assert "probes.parquet" in result.output
+
+
+def test_targets_are_not_assessable_when_rows_beat_the_oracle(probe_run: Path) -> None:
+    table = pd.read_parquet(probe_run / "probes.parquet")
+    boosted = table.copy()
+    boosted.loc[boosted["objective"] == "clip", "survival"] = 3.0
+    sentences = findings(main_table(boosted))
+    assert any("no ceiling" in s and "`clip`" in s for s in sentences)
+    assert all(s.startswith("(not assessable") for s in sentences if "Target" in s)

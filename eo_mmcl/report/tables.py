@@ -195,8 +195,45 @@ def findings(main: MainTable) -> list[str]:
         if below:
             listed = ", ".join(f"`{o}` ({change[o]:+.2f})" for o in below)
             sentences.append(f"{group}: below the random-init floor after training: {listed}.")
-    sentences += _target_sentences(main, trained)
-    return sentences
+    weak = weak_oracle_groups(main)
+    for group, (objective, value) in weak.items():
+        sentences.append(
+            f"{group}: `{objective}` scores above the supervised oracle (survival {value:.2f}), "
+            "so the oracle is no ceiling here (under-trained, or too few chips to learn the "
+            "task): this group's survival ratios cannot be read as fractions kept."
+        )
+    targets = _target_sentences(main, trained)
+    if weak:
+        groups = ", ".join(weak)
+        targets = [
+            f"(not assessable: the oracle is below other rows in {groups}) {t}" for t in targets
+        ]
+    return sentences + targets
+
+
+#: Survival above which a row beats the oracle beyond seed noise: the oracle is no ceiling.
+ABOVE_ORACLE = 1.2
+
+
+def weak_oracle_groups(main: MainTable) -> dict[str, tuple[str, float]]:
+    """Groups where some non-oracle row's survival exceeds :data:`ABOVE_ORACLE`.
+
+    Args:
+        main: The main table.
+
+    Returns:
+        Group -> (the row with the highest survival, its survival).
+    """
+    weak = {}
+    others = [str(o) for o in main.survival.index if o != ORACLE]
+    for group in main.groups:
+        values = {o: _num(main.survival, o, group) for o in others}
+        values = {o: v for o, v in values.items() if np.isfinite(v)}
+        if values:
+            top = max(values, key=values.__getitem__)
+            if values[top] > ABOVE_ORACLE:
+                weak[group] = (top, values[top])
+    return weak
 
 
 def _target_sentences(main: MainTable, trained: list[str]) -> list[str]:
