@@ -7,7 +7,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 DEMO_DIR ?= runs/demo
-DEMO_EPOCHS ?= 10
+# Extra `eo-mmcl run` options for the demo, e.g. DEMO_ARGS="--from probe".
+DEMO_ARGS ?=
 PYTEST_ARGS ?=
 
 .PHONY: demo test test-all lint format install clean
@@ -22,18 +23,7 @@ $(BIN)/eo-mmcl: pyproject.toml
 install: $(BIN)/eo-mmcl
 
 demo: install
-	$(BIN)/eo-mmcl simulate $(DEMO_DIR)/scenes --size 512 --seed 0 --scenes 2
-	$(BIN)/eo-mmcl catalog $(DEMO_DIR)/scenes -o $(DEMO_DIR)/catalog
-	$(BIN)/eo-mmcl tile $(DEMO_DIR)/catalog -o $(DEMO_DIR)/chips --chip-size 32 --split-block 4
-	for objective in clip coral; do \
-	  $(BIN)/eo-mmcl train --config pipelines/configs/$$objective.yaml \
-	    --data.chips_dir $(DEMO_DIR)/chips --trainer.max_epochs $(DEMO_EPOCHS) \
-	    --data.batch_size 32 --trainer.enable_progress_bar false || exit 1; \
-	done
-	for objective in clip coral; do \
-	  $(BIN)/eo-mmcl embed runs/train/$$objective/checkpoints/last.ckpt $(DEMO_DIR)/catalog \
-	    -o $(DEMO_DIR)/embeddings/$$objective --stride 16 --step 32 --quiet || exit 1; \
-	done
+	$(BIN)/eo-mmcl run pipelines/demo.yaml $(DEMO_ARGS)
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -438,5 +438,169 @@ def run(
     )
 
 
+def probe(
+    chips: Annotated[Path, typer.Option(help="Chip store folder (eo-mmcl tile output).")],
+    checkpoint: Annotated[
+        list[Path] | None,
+        typer.Option(help="Checkpoint of eo-mmcl train (repeat; include a supervised one)."),
+    ] = None,
+    output: Annotated[Path, typer.Option("-o", "--output", help="Probe folder.")] = Path("probes"),
+    embeddings: Annotated[
+        Path | None,
+        typer.Option(
+            help="Folder of per-chip embedding tables <objective>__<depth>.parquet "
+            "(store_index, embedding) to probe as extra rows."
+        ),
+    ] = None,
+    seeds: Annotated[int, typer.Option(help="Seeds (probe train subsample, random init).")] = 3,
+    probes: Annotated[
+        str, typer.Option(help="Comma-separated probes: linear, knn, segmentation.")
+    ] = "linear,knn,segmentation",
+    key: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Embedding key: DEPTH=KEY or OBJECTIVE:DEPTH=KEY, DEPTH backbone|projection "
+            "(default backbone=joint, projection=proj_joint)."
+        ),
+    ] = None,
+    train_fraction: Annotated[
+        float, typer.Option(help="Fraction of the train chips each seed's probes train on.")
+    ] = 0.8,
+    random_init: Annotated[
+        bool, typer.Option(help="Probe untrained copies of the networks (the floor).")
+    ] = True,
+    reference: Annotated[
+        bool, typer.Option(help="Probe per-chip band statistics too (band-stats, no learning).")
+    ] = True,
+    scenes: Annotated[
+        Path | None, typer.Option(help="Simulator output folder: its knobs go into the report.")
+    ] = None,
+    force: Annotated[bool, typer.Option(help="Probe again even if the run is complete.")] = False,
+) -> None:
+    """Probe frozen embeddings: how much R, U1, U2 and S information survives per objective.
+
+    Embeds every chip under each checkpoint (and an untrained copy of each network), trains
+    linear, kNN and segmentation probes per task on the train split (regularisation chosen on
+    val) and scores them on test. Writes PROBE_DIR/probes.parquet and probes.csv (objective,
+    task, group, probe, depth, seed, score, chance, survival, survival_vs_random, ...), the
+    settings in probe_meta.json and the inputs of the report's maps.
+    """
+    from eo_mmcl.probes import ProbeConfig, parse_keys, run_probes
+
+    config = ProbeConfig(
+        seeds=seeds,
+        probes=tuple(p.strip() for p in probes.split(",") if p.strip()),
+        train_fraction=train_fraction,
+        keys=parse_keys(key or []),
+        random_init=random_init,
+        reference=reference,
+    )
+    result = run_probes(
+        chips,
+        checkpoint or [],
+        output,
+        config,
+        embeddings_dir=embeddings,
+        scenes_dir=scenes,
+        force=force,
+        log=lambda message: err_console.print(f"[dim]{message}[/dim]"),
+    )
+    if result.reused:
+        console.print(f"{output} is complete; nothing to do (use --force to probe again)")
+    table = result.table
+    summary = table.groupby(["objective", "group"], sort=False)["survival"].mean().unstack()
+    rich_table = Table(title=f"Mean survival over tasks, probes, depths and seeds ({output})")
+    rich_table.add_column("objective")
+    for group in summary.columns:
+        rich_table.add_column(str(group))
+    for objective, row in summary.iterrows():
+        rich_table.add_row(str(objective), *(f"{v:.2f}" for v in row))
+    console.print(rich_table)
+    console.print(
+        f"rows={len(table)} objectives={table['objective'].nunique()} seconds={result.seconds:.1f}"
+    )
+
+
+@app.command()
+@reports_errors
+def report(
+    probe_dir: Annotated[Path, typer.Argument(help="Probe folder (eo-mmcl probe output).")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Report folder.")] = Path("report"),
+) -> None:
+    """Write report.md and a self-contained report.html (tables, findings, plots, maps)."""
+    import pandas as pd
+
+    from eo_mmcl.report import build_report, format_main, main_table
+
+    path = build_report(probe_dir, output)
+    main = format_main(main_table(pd.read_parquet(probe_dir / "probes.parquet")), bold="")
+    rich_table = Table(title="Survival (best probe, mean ± std over seeds)")
+    rich_table.add_column("objective")
+    columns = [c for c in main.columns if c.endswith("survival")]
+    for column in columns:
+        rich_table.add_column(column)
+    for objective, row in main[columns].iterrows():
+        rich_table.add_row(str(objective), *row.tolist())
+    console.print(rich_table)
+    console.print(f"report={path} markdown={path.with_name('report.md')}")
+
+
+study_app = typer.Typer(
+    help="Studies over sweeps of the simulator's misalignment knobs.", no_args_is_help=True
+)
+app.add_typer(study_app, name="study")
+
+
+@study_app.command("misalignment")
+@reports_errors
+def study_misalignment(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Study folder.")] = Path(
+        "runs/study"
+    ),
+    knob: Annotated[
+        str,
+        typer.Option(
+            help="cloud-fraction (selection bias) or change-fraction (perturbation bias)."
+        ),
+    ] = "cloud-fraction",
+    values: Annotated[str, typer.Option(help="Comma-separated knob values.")] = "0,0.3,0.6",
+    objectives: Annotated[
+        str, typer.Option(help="Comma-separated objectives (supervised is always added).")
+    ] = "clip,cross_self,coral",
+    epochs: Annotated[int, typer.Option(help="Training epochs per objective.")] = 10,
+    size: Annotated[int, typer.Option(help="Scene size in pixels.")] = 512,
+    scenes: Annotated[int, typer.Option(help="Scene pairs per value.")] = 2,
+    seeds: Annotated[int, typer.Option(help="Probe seeds.")] = 3,
+    configs: Annotated[Path, typer.Option(help="Training configs folder.")] = Path(
+        "pipelines/configs"
+    ),
+) -> None:
+    """Run simulate -> tile -> train -> probe over a sweep of one knob; plot survival against it.
+
+    Writes OUTPUT/<knob>=<value>/ per value, OUTPUT/study.parquet and study.csv (best probe's
+    survival per objective, group and value) and OUTPUT/study.png. Resumes where it stopped.
+    """
+    from eo_mmcl.probes.study import StudyConfig, parse_values, run_misalignment_study
+
+    config = StudyConfig(
+        knob=knob,
+        values=tuple(parse_values(values)),
+        objectives=tuple(o.strip() for o in objectives.split(",") if o.strip()),
+        epochs=epochs,
+        size=size,
+        scenes=scenes,
+        seeds=seeds,
+        configs_dir=configs,
+    )
+    table = run_misalignment_study(
+        output, config, log=lambda message: err_console.print(f"[dim]{message}[/dim]")
+    )
+    wide = table.pivot_table(
+        index=["objective", "value"], columns="group", values="survival_mean"
+    ).round(2)
+    console.print(wide.to_string())
+    console.print(f"study={output / 'study.parquet'} plot={output / 'study.png'}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -11,13 +11,11 @@ import pandas as pd
 import pytest
 import torch
 
-from eo_mmcl.catalog import build_catalog, folder_source
 from eo_mmcl.datamodules import PairedS1S2DataModule
 from eo_mmcl.losses import LossOutput
-from eo_mmcl.simulate import SimulationConfig, simulate_scenes
 from eo_mmcl.tasks import OBJECTIVES, CLIPTask, PairedViews, majority_labels
 from eo_mmcl.tasks.train import run_training
-from eo_mmcl.tiling import TileConfig, tile_catalog
+from tests.conftest import small_chip_store
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "pipelines" / "configs"
@@ -35,18 +33,9 @@ TINY = [
 
 @pytest.fixture(scope="module")
 def chips_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("train")
     # 384 px and 4-chip split blocks leave about 40 training chips (2-chip blocks leave a
     # handful once chips that touch another split are dropped): enough for InfoNCE negatives.
-    simulate_scenes(root / "scenes", SimulationConfig(size=384, seed=3, parcel_size=32))
-    build_catalog([folder_source(root / "scenes")], root / "catalog")
-    tile_catalog(
-        root / "catalog",
-        root / "chips",
-        TileConfig(chip_size=32, split_block=4, max_cloud=0.3),
-        workers=0,
-    )
-    return root / "chips"
+    return small_chip_store(tmp_path_factory.mktemp("train"), seed=3, size=384, split_block=4)
 
 
 @pytest.mark.parametrize("objective", sorted(OBJECTIVES))

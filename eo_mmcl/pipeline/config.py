@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.export import EmbedConfig
+from eo_mmcl.probes.run import ProbeConfig
 from eo_mmcl.simulate import SimulationConfig
 from eo_mmcl.tiling import TileConfig
 
@@ -122,6 +123,16 @@ class EmbedSection(_Section):
     scheduler: str | None = None
 
 
+class ProbeSection(_Section):
+    """Options of the probe stage (``eo-mmcl probe``) over every trained objective.
+
+    Args:
+        config: ``ProbeConfig`` fields (seeds, probes, train_fraction, keys, random_init, ...).
+    """
+
+    config: ProbeConfig = Field(default_factory=ProbeConfig)
+
+
 class PipelineConfig(_Section):
     """The whole batch run.
 
@@ -133,9 +144,9 @@ class PipelineConfig(_Section):
         catalog: Catalog stage options.
         tile: Tile stage options.
         train: Train stage options.
-        embed: Embed stage options (passed to the export stage as they are).
-        probe: Probe stage options (passed to the probe stage as they are).
-        report: Report stage options (passed to the report stage as they are).
+        embed: Embed stage options.
+        probe: Probe stage options.
+        report: Report stage options (none yet; reserved).
         stages: Stages this pipeline runs (a prefix of the full chain for partial pipelines).
     """
 
@@ -147,7 +158,7 @@ class PipelineConfig(_Section):
     tile: TileSection = Field(default_factory=TileSection)
     train: TrainSection = Field(default_factory=TrainSection)
     embed: EmbedSection = Field(default_factory=EmbedSection)
-    probe: dict[str, Any] = Field(default_factory=dict)
+    probe: ProbeSection = Field(default_factory=ProbeSection)
     report: dict[str, Any] = Field(default_factory=dict)
     stages: list[StageName] = Field(default_factory=lambda: list(STAGES))
 
@@ -184,6 +195,10 @@ class PipelineConfig(_Section):
                 raise ConfigError(
                     f"embed.objectives: {missing} are neither trained nor in embed.checkpoints"
                 )
+
+        needs_oracle = "probe" in self.stages and "train" in self.stages
+        if needs_oracle and "supervised" not in self.train.objectives:
+            raise ConfigError("train.objectives: the probe stage needs the `supervised` oracle")
 
     def embed_objectives(self) -> list[str]:
         """Objectives the embed stage exports (default: trained ones and given checkpoints)."""

@@ -233,6 +233,34 @@ def run_embed(ctx: StageContext) -> dict[str, Any]:
     return summary
 
 
+def run_probe(ctx: StageContext) -> dict[str, Any]:
+    """Probe every task of the chip store on every trained objective's embeddings."""
+    from eo_mmcl.probes.run import run_probes
+
+    section = ctx.config.probe
+    trained = checkpoints(ctx.stage_dir("train"), ctx.config.train.objectives)
+    scenes = ctx.stage_dir("simulate") if "simulate" in ctx.config.stages else None
+    result = run_probes(
+        ctx.stage_dir("tile"),
+        list(trained.values()),
+        ctx.folder,
+        section.config,
+        scenes_dir=scenes,
+        force=ctx.restart,
+        log=log.info,
+    )
+    table = result.table
+    return {"rows": len(table), "objectives": int(table["objective"].nunique())}
+
+
+def run_report(ctx: StageContext) -> dict[str, Any]:
+    """Write the report (Markdown, self-contained HTML, figures) from the probe stage."""
+    from eo_mmcl.report import build_report
+
+    html = build_report(ctx.stage_dir("probe"), ctx.folder)
+    return {"report": str(html)}
+
+
 def checkpoints(train_dir: Path, objectives: list[str]) -> dict[str, Path]:
     """The last checkpoint of every trained objective.
 
@@ -268,4 +296,6 @@ STAGE_FUNCTIONS: dict[str, Callable[[StageContext], dict[str, Any]]] = {
     "tile": run_tile,
     "train": run_train,
     "embed": run_embed,
+    "probe": run_probe,
+    "report": run_report,
 }

@@ -1,0 +1,455 @@
+"""Probes on frozen embeddings: linear, kNN and a per-pixel linear segmentation head.
+
+Every probe trains on the train split only, chooses its one hyperparameter (the inverse
+regularisation ``C`` or the neighbour count ``k``) on the validation split only, and is scored
+once on the test split. Scores: balanced accuracy (chip classification), mIoU (segmentation),
+mAP (multi-label). Chance levels are analytic, never fitted:
+
+- balanced accuracy: ``1/K`` over the K classes present in the test labels (what a constant or
+  uniformly random prediction scores);
+- mIoU: the expected mIoU of a uniformly random per-pixel prediction given the test class
+  frequencies, ``mean_k (p_k/K) / (p_k + 1/K - p_k/K)``;
+- mAP: the mean test prevalence of the classes scored (the AP of a random ranking).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.decomposition import PCA
+from sklearn.dummy import DummyClassifier
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, balanced_accuracy_score
+from sklearn.multiclass import OneVsRestClassifier
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import Normalizer, StandardScaler
+
+from eo_mmcl.errors import SourceError
+from eo_mmcl.tasks.labels import IGNORE_INDEX
+
+#: Inverse regularisation strengths tried by the linear probes (chosen on validation).
+C_GRID = (0.01, 0.1, 1.0, 10.0)
+#: Neighbour counts tried by the kNN probe (chosen on validation).
+K_GRID = (5, 10, 20)
+#: Inverse regularisation strengths tried by the segmentation head (fewer: it fits many pixels).
+SEG_C_GRID = (0.01, 0.1, 1.0)
+
+
+@dataclass
+class ProbeResult:
+    """The test score of one probe fit.
+
+    Args:
+        score: Test score (balanced accuracy, mIoU or mAP).
+        chance: Chance level of that score on this test split.
+        metric: ``balanced_accuracy``, ``miou`` or ``map``.
+        param: The hyperparameter chosen on validation (``C`` or ``k``).
+        val_score: The validation score of that choice.
+        y_true: Test targets (chip classes; empty for other kinds).
+        y_pred: Test predictions (chip classes, or (N, H, W) pixel classes for segmentation).
+    """
+
+    score: float
+    chance: float
+    metric: str
+    param: float
+    val_score: float
+    y_true: np.ndarray = field(default_factory=lambda: np.empty(0))
+    y_pred: np.ndarray = field(default_factory=lambda: np.empty(0))
+
+
+def balanced_accuracy_chance(y_true: np.ndarray) -> float:
+    """Balanced accuracy of a constant (or uniformly random) prediction: 1/K_present."""
+    return 1.0 / max(len(np.unique(y_true)), 1)
+
+
+def miou(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    num_classes: int,
+    weights: np.ndarray | None = None,
+) -> float:
+    """Mean IoU over the classes present in the truth or the prediction.
+
+    Args:
+        y_true: Labels (any shape), ``IGNORE_INDEX`` ignored.
+        y_pred: Predictions, same shape.
+        num_classes: Number of classes.
+        weights: Optional pixel count of each entry (same shape).
+
+    Returns:
+        The mIoU (0 when nothing is labelled).
+    """
+    keep = y_true != IGNORE_INDEX
+    t, p = y_true[keep].astype(np.int64), y_pred[keep].astype(np.int64)
+    if t.size == 0:
+        return 0.0
+    counts = None if weights is None else np.asarray(weights)[keep]
+    # One bincount of the joint labels gives the confusion matrix (sklearn's jaccard warns
+    # on every absent class, and this runs on every probe fit).
+    confusion = np.bincount(t * num_classes + p, weights=counts, minlength=num_classes**2).reshape(
+        num_classes, num_classes
+    )
+    inter = np.diag(confusion)
+    union = confusion.sum(0) + confusion.sum(1) - inter
+    present = union > 0
+    return float((inter[present] / union[present]).mean())
+
+
+def miou_chance(y_true: np.ndarray, num_classes: int) -> float:
+    """Expected mIoU of a uniformly random prediction over ``num_classes`` classes."""
+    t = y_true[y_true != IGNORE_INDEX].astype(np.int64)
+    if t.size == 0:
+        return 0.0
+    p = np.bincount(t, minlength=num_classes) / t.size
+    q = 1.0 / num_classes
+    # Every class is predicted (q > 0), so every class enters the mean.
+    return float(np.mean(p * q / (p + q - p * q)))
+
+
+def map_score(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+    """Macro mAP over classes with at least one positive test chip, and its chance level.
+
+    Args:
+        y_true: (N, K) multi-hot.
+        scores: (N, K) scores.
+
+    Returns:
+        ``(mAP, mean prevalence)`` over the scored classes.
+    """
+    scored = y_true.sum(0) > 0
+    if not scored.any():
+        return 0.0, 0.0
+    ap = average_precision_score(y_true[:, scored], scores[:, scored], average="macro")
+    return float(ap), float(y_true[:, scored].mean())
+
+
+def _split(
+    x: np.ndarray, y: np.ndarray, split: np.ndarray, train_rows: np.ndarray | None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    labelled = (y >= 0) if y.ndim == 1 else np.ones(len(y), dtype=bool)
+    parts = {}
+    for name in ("train", "val", "test"):
+        rows = np.flatnonzero((split == name) & labelled)
+        if name == "train" and train_rows is not None:
+            rows = np.intersect1d(rows, train_rows)
+        if rows.size == 0:
+            raise SourceError(f"no labelled {name} chips to probe with")
+        parts[name] = (x[rows], y[rows])
+    return parts
+
+
+def _select(candidates: Sequence[float], fit_and_score: object) -> tuple[float, float, object]:
+    best: tuple[float, float, object] | None = None
+    for value in candidates:
+        with warnings.catch_warnings():  # classes predicted but absent from the truth
+            warnings.simplefilter("ignore", UserWarning)
+            model, score = fit_and_score(value)  # type: ignore[operator]
+        if best is None or score > best[1]:
+            best = (value, score, model)
+    assert best is not None
+    return best
+
+
+def _rotation(n_train: int, dim: int, seed: int) -> Pipeline:
+    """Standardise, then rotate onto the training data's principal axes.
+
+    With fewer training samples than dimensions, the L2-regularised logistic regression solution
+    lies in the span of the (centred) training samples, so keeping every principal axis of that
+    span loses nothing while the solver works in ``n_train`` instead of ``dim`` dimensions (many
+    times faster on 1024-wide embeddings of a few hundred chips). Fitted once per probe, shared
+    by every ``C`` tried.
+    """
+    return make_pipeline(StandardScaler(), PCA(n_components=min(n_train, dim), random_state=seed))
+
+
+def _with_head(rotation: Pipeline, head: Any) -> Pipeline:
+    """The fitted rotation and a head fitted on its output, as one predicting pipeline."""
+    return Pipeline([*rotation.steps, ("head", head)])
+
+
+def _constant(
+    xt: np.ndarray, yt: np.ndarray, xv: np.ndarray, yv: np.ndarray
+) -> tuple[object, float]:
+    """A most-frequent-class predictor and its validation balanced accuracy."""
+    model = make_pipeline(DummyClassifier(strategy="most_frequent")).fit(xt, yt)
+    return model, float(balanced_accuracy_score(yv, model.predict(xv)))
+
+
+def _fit_quietly(model: Any, x: np.ndarray, y: np.ndarray, **params: Any) -> None:
+    # lbfgs may stop at max_iter on strongly regularised grids; the validation choice already
+    # accounts for an under-fitted model, so the warning is noise here.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(x, y, **params)
+
+
+def linear_probe(
+    x: np.ndarray,
+    y: np.ndarray,
+    split: np.ndarray,
+    train_rows: np.ndarray | None = None,
+    c_grid: Sequence[float] = C_GRID,
+    seed: int = 0,
+) -> ProbeResult:
+    """Logistic regression on standardised embeddings, ``C`` chosen on validation.
+
+    Args:
+        x: (N, D) embeddings.
+        y: (N,) chip classes (-1 = unlabelled), or (N, K) multi-hot (scored with mAP).
+        split: (N,) split of each chip.
+        train_rows: Rows of the train split to train on (a seed's subsample; default all).
+        c_grid: Inverse regularisation strengths to try.
+        seed: Seed of the solver.
+
+    Returns:
+        The test result.
+
+    Raises:
+        SourceError: If a split has no labelled chip.
+    """
+    parts = _split(x, y, split, train_rows)
+    (xt, yt), (xv, yv), (xs, ys) = parts["train"], parts["val"], parts["test"]
+    multilabel = y.ndim == 2
+
+    rotation = _rotation(len(xt), xt.shape[1], seed).fit(xt)
+    zt, zv = rotation.transform(xt), rotation.transform(xv)
+
+    def fit(c: float) -> tuple[object, float]:
+        head: LogisticRegression | OneVsRestClassifier = LogisticRegression(
+            C=c, max_iter=500, random_state=seed
+        )
+        if multilabel:
+            head = OneVsRestClassifier(head)
+            _fit_quietly(head, zt, yt)
+            return _with_head(rotation, head), map_score(yv, head.predict_proba(zv))[0]
+        _fit_quietly(head, zt, yt)
+        return _with_head(rotation, head), balanced_accuracy_score(yv, head.predict(zv))
+
+    if not multilabel and np.unique(yt).size < 2:
+        # One class in the train chips (tiny stores): the only honest prediction is that class.
+        c_grid = (float("nan"),)
+        fit = lambda c: _constant(xt, yt, xv, yv)  # noqa: E731
+    c, val_score, model = _select(c_grid, fit)
+    if multilabel:
+        score, chance = map_score(ys, model.predict_proba(xs))  # type: ignore[attr-defined]
+        return ProbeResult(score, chance, "map", c, float(val_score))
+    pred = model.predict(xs)  # type: ignore[attr-defined]
+    with warnings.catch_warnings():  # a class predicted but absent from the truth
+        warnings.simplefilter("ignore", UserWarning)
+        score = float(balanced_accuracy_score(ys, pred))
+    return ProbeResult(
+        score, balanced_accuracy_chance(ys), "balanced_accuracy", c, float(val_score), ys, pred
+    )
+
+
+def knn_probe(
+    x: np.ndarray,
+    y: np.ndarray,
+    split: np.ndarray,
+    train_rows: np.ndarray | None = None,
+    k_grid: Sequence[int] = K_GRID,
+) -> ProbeResult:
+    """K nearest neighbours by cosine similarity (distance-weighted), ``k`` chosen on validation.
+
+    Args:
+        x: (N, D) embeddings.
+        y: (N,) chip classes (-1 = unlabelled), or (N, K) multi-hot (scored with mAP).
+        split: (N,) split of each chip.
+        train_rows: Rows of the train split to train on (default all).
+        k_grid: Neighbour counts to try (capped at the train size).
+
+    Returns:
+        The test result.
+
+    Raises:
+        SourceError: If a split has no labelled chip.
+    """
+    parts = _split(x, y, split, train_rows)
+    (xt, yt), (xv, yv), (xs, ys) = parts["train"], parts["val"], parts["test"]
+    multilabel = y.ndim == 2
+    ks = sorted({min(int(k), len(xt)) for k in k_grid})
+
+    def proba(model: Pipeline, data: np.ndarray) -> np.ndarray:
+        # sklearn returns one (N, 2) array per label for multi-label targets.
+        out = model.predict_proba(data)
+        return np.stack([p[:, -1] for p in out], axis=1)
+
+    def fit(k: float) -> tuple[object, float]:
+        # L2-normalised vectors: Euclidean neighbours are cosine neighbours.
+        model = make_pipeline(Normalizer(), KNeighborsClassifier(int(k), weights="distance"))
+        model.fit(xt, yt)
+        if multilabel:
+            return model, map_score(yv, proba(model, xv))[0]
+        return model, balanced_accuracy_score(yv, model.predict(xv))
+
+    k, val_score, model = _select(ks, fit)
+    assert isinstance(model, Pipeline)
+    if multilabel:
+        score, chance = map_score(ys, proba(model, xs))
+        return ProbeResult(score, chance, "map", k, float(val_score))
+    pred = model.predict(xs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        score = float(balanced_accuracy_score(ys, pred))
+    return ProbeResult(
+        score, balanced_accuracy_chance(ys), "balanced_accuracy", k, float(val_score), ys, pred
+    )
+
+
+def _pixel_features(
+    dense: np.ndarray, labels: np.ndarray, per_chip: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Features of sampled labelled pixels, bilinearly interpolated from the feature maps.
+
+    Only the sampled pixels are interpolated (``grid_sample`` with border padding at their
+    source coordinates: the sampling of ``interpolate(..., mode='bilinear',
+    align_corners=False)``), so the full upsampled maps (N x C x H x W) are never built. Pixels
+    of one chip that share their source coordinate (all of them on a 1x1 map, the clamped
+    borders on larger ones) have identical features: they become one sample per class,
+    weighted by its pixel count, which leaves the weighted loss unchanged.
+
+    Returns:
+        ``(features (M, C), classes (M,), weights (M,))``.
+    """
+    n, height, width = labels.shape
+    h, w = dense.shape[-2:]
+    feats, targets, weights = [], [], []
+    maps = torch.from_numpy(dense)
+    for i in range(n):
+        rows, cols = np.nonzero(labels[i] != IGNORE_INDEX)
+        if rows.size == 0:
+            continue
+        # On a 1x1 map every pixel has the chip's feature: all of them cost one sample per class.
+        count = rows.size if h * w == 1 else min(per_chip, rows.size)
+        take = rng.choice(rows.size, size=count, replace=False)
+        r, c = rows[take], cols[take]
+        sy = np.clip((r + 0.5) * h / height - 0.5, 0, h - 1)
+        sx = np.clip((c + 0.5) * w / width - 0.5, 0, w - 1)
+        keys, counts = np.unique(
+            np.stack([sy, sx, labels[i, r, c]], axis=1), axis=0, return_counts=True
+        )
+        grid = torch.from_numpy(
+            np.stack([(2 * keys[:, 1] + 1) / w - 1, (2 * keys[:, 0] + 1) / h - 1], axis=-1)
+        ).float()
+        sampled = F.grid_sample(
+            maps[i : i + 1],
+            grid.view(1, 1, -1, 2),
+            mode="bilinear",
+            padding_mode="border",
+            align_corners=False,
+        )  # (1, C, 1, P)
+        feats.append(sampled[0, :, 0].T.numpy())
+        targets.append(keys[:, 2])
+        weights.append(counts)
+    if not feats:
+        raise SourceError("no labelled pixel to train the segmentation head on")
+    return (
+        np.concatenate(feats),
+        np.concatenate(targets).astype(np.int64),
+        np.concatenate(weights).astype(np.float64),
+    )
+
+
+def _predict_maps(
+    model: Pipeline, dense: np.ndarray, size: tuple[int, int], num_classes: int
+) -> np.ndarray:
+    """Per-pixel classes of whole chips: class scores on the feature grid, then upsampled.
+
+    Bilinear upsampling is linear with weights summing to one, so upsampling the linear head's
+    scores equals applying the head to upsampled features, at a fraction of the cost.
+    """
+    head: LogisticRegression = model[-1]
+    n, c, h, w = dense.shape
+    tokens = dense.transpose(0, 2, 3, 1).reshape(-1, c)
+    scores = model.decision_function(tokens)
+    if scores.ndim == 1:  # two classes: sklearn returns one column
+        scores = np.stack([-scores, scores], axis=1)
+    full = np.full((len(tokens), num_classes), -np.inf, dtype=np.float32)
+    full[:, head.classes_] = scores
+    grid = torch.from_numpy(full.reshape(n, h, w, num_classes)).permute(0, 3, 1, 2)
+    grid = torch.nan_to_num(grid, neginf=-1e9)
+    up = F.interpolate(grid, size=size, mode="bilinear", align_corners=False)
+    return up.argmax(dim=1).numpy().astype(np.uint8)
+
+
+def segmentation_probe(
+    dense: np.ndarray,
+    labels: np.ndarray,
+    split: np.ndarray,
+    num_classes: int,
+    train_rows: np.ndarray | None = None,
+    pixels_per_chip: int = 16,
+    c_grid: Sequence[float] = SEG_C_GRID,
+    seed: int = 0,
+) -> ProbeResult:
+    """A per-pixel linear head (a 1x1 convolution) on bilinearly upsampled feature maps.
+
+    The head is a multinomial logistic regression on the features of ``pixels_per_chip``
+    labelled pixels per train chip; ``C`` is chosen by the mIoU of sampled validation pixels;
+    the test score is the mIoU over every labelled valid pixel of the test chips.
+
+    Args:
+        dense: (N, C, h, w) feature maps.
+        labels: (N, H, W) pixel classes, ``IGNORE_INDEX`` where unlabelled or invalid.
+        split: (N,) split of each chip.
+        num_classes: Number of classes.
+        train_rows: Rows of the train split to train on (default all).
+        pixels_per_chip: Pixels sampled per train and validation chip (all on 1x1 maps).
+        c_grid: Inverse regularisation strengths to try.
+        seed: Seed of the pixel sampling and the solver.
+
+    Returns:
+        The test result; ``y_pred`` holds the (N_test, H, W) predicted maps.
+
+    Raises:
+        SourceError: If a split has no labelled pixel.
+    """
+    rng = np.random.default_rng(seed)
+    rows = {s: np.flatnonzero(split == s) for s in ("train", "val", "test")}
+    if train_rows is not None:
+        rows["train"] = np.intersect1d(rows["train"], train_rows)
+    for name, r in rows.items():
+        if r.size == 0:
+            raise SourceError(f"no {name} chips to probe with")
+    xt, yt, wt = _pixel_features(dense[rows["train"]], labels[rows["train"]], pixels_per_chip, rng)
+    xv, yv, wv = _pixel_features(dense[rows["val"]], labels[rows["val"]], pixels_per_chip, rng)
+    # Pixel features are interpolations of the train chips' grid features: their span has at
+    # most (chips x grid cells) dimensions, which bounds the lossless rotation.
+    span = int(rows["train"].size * dense.shape[-2] * dense.shape[-1])
+    rotation = _rotation(min(span, len(xt)), xt.shape[1], seed).fit(xt)
+    zt, zv = rotation.transform(xt), rotation.transform(xv)
+
+    def fit(c: float) -> tuple[object, float]:
+        head = LogisticRegression(C=c, max_iter=200, random_state=seed)
+        _fit_quietly(head, zt, yt, sample_weight=wt)
+        return _with_head(rotation, head), miou(yv, head.predict(zv), num_classes, wv)
+
+    truth = labels[rows["test"]]
+    if np.unique(yt).size < 2:  # one class in the train pixels: predict it everywhere
+        val = miou(yv, np.full_like(yv, yt[0]), num_classes, wv)
+        pred = np.full(truth.shape, yt[0], dtype=np.uint8)
+        return ProbeResult(
+            miou(truth, pred, num_classes), miou_chance(truth, num_classes), "miou",
+            float("nan"), val, truth, pred,
+        )  # fmt: skip
+    c, val_score, model = _select(c_grid, fit)
+    assert isinstance(model, Pipeline)
+    pred = _predict_maps(model, dense[rows["test"]], truth.shape[-2:], num_classes)
+    return ProbeResult(
+        miou(truth, pred, num_classes),
+        miou_chance(truth, num_classes),
+        "miou",
+        c,
+        float(val_score),
+        truth,
+        pred,
+    )

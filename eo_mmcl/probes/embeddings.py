@@ -1,0 +1,282 @@
+"""Frozen chip embeddings and dense feature maps, computed from checkpoints on a chip store."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import default_collate
+
+from eo_mmcl.datamodules.chipstore import ChipStoreDataset
+from eo_mmcl.datamodules.transforms import PairedS1S2Transform
+from eo_mmcl.errors import ConfigError, SourceError
+from eo_mmcl.io.atomic import atomic_output
+from eo_mmcl.tasks import OBJECTIVES, ObjectiveTask
+
+#: The two depths probed: pooled backbone features, and the projection (aligned) space.
+DEPTHS = ("backbone", "projection")
+
+#: Embedding key each objective is probed with at each depth (override with ``keys``).
+DEFAULT_KEYS: dict[str, str] = {"backbone": "joint", "projection": "proj_joint"}
+
+#: Objective name of the untrained floor.
+RANDOM_INIT = "random-init"
+
+
+@dataclass
+class ChipEmbeddings:
+    """Embeddings of every chip of a store under one model.
+
+    Args:
+        objective: Objective name (``random-init`` for an untrained floor).
+        architecture: The task class's objective (what a random-init floor was built as).
+        source: Checkpoint path (or ``random-init(<objective>, seed=<s>)``).
+        store_index: (N,) store rows, in the order of the chip labels.
+        pooled: Per depth: (N, D) float32 embedding (absent depths are not probed).
+        keys: Per depth: the embedding key read from ``task.embed``.
+        dense: (N, C, h, w) float32 backbone feature maps of both modalities, or None.
+    """
+
+    objective: str
+    architecture: str
+    source: str
+    store_index: np.ndarray
+    pooled: dict[str, np.ndarray] = field(default_factory=dict)
+    keys: dict[str, str] = field(default_factory=dict)
+    dense: np.ndarray | None = None
+
+
+def load_objective(checkpoint: str | Path) -> ObjectiveTask:
+    """Load a trained task from a Lightning checkpoint, whatever its objective.
+
+    Args:
+        checkpoint: ``.ckpt`` written by ``eo-mmcl train``.
+
+    Returns:
+        The task in eval mode on the CPU, with its ``data_meta`` (bands, normalisation).
+
+    Raises:
+        SourceError: If the file is missing or not an eo_mmcl checkpoint.
+    """
+    path = Path(checkpoint)
+    if not path.is_file():
+        raise SourceError(f"{path}: checkpoint not found")
+    try:
+        raw = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:  # torch raises many types for a corrupt file
+        raise SourceError(f"{path}: not a readable checkpoint ({err})") from err
+    objective = (raw.get("eo_mmcl") or {}).get("objective") if isinstance(raw, dict) else None
+    if objective not in OBJECTIVES:
+        raise SourceError(
+            f"{path}: not an eo_mmcl checkpoint (objective {objective!r}; expected one of "
+            f"{sorted(OBJECTIVES)})"
+        )
+    task = OBJECTIVES[objective].load_from_checkpoint(path, map_location="cpu")
+    return task.eval()
+
+
+def random_init_like(task: ObjectiveTask, seed: int) -> ObjectiveTask:
+    """The same task class with the same hyperparameters, untrained, weights drawn from ``seed``.
+
+    Args:
+        task: A trained task (its class, hyperparameters and ``data_meta`` are reused).
+        seed: Seed of the weight initialisation.
+
+    Returns:
+        The untrained task, in eval mode.
+    """
+    hparams = dict(task.hparams)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        floor = type(task)(**hparams)
+    floor.data_meta = dict(task.data_meta)
+    return floor.eval()
+
+
+def _transform(task: ObjectiveTask, dataset: ChipStoreDataset) -> PairedS1S2Transform:
+    # The checkpoint's own statistics first: they are what the encoder was trained with.
+    stats = task.data_meta.get("normalisation") or dataset.metadata.get("normalisation")
+    if not stats or "s2" not in stats:
+        raise ConfigError(
+            f"{dataset.chips_dir}: no normalisation statistics in the checkpoint or the store"
+        )
+    s1 = stats.get("s1")
+    return PairedS1S2Transform(
+        s1["mean"] if s1 else None,
+        s1["std"] if s1 else None,
+        stats["s2"]["mean"],
+        stats["s2"]["std"],
+        augment=False,
+    )
+
+
+@torch.no_grad()
+def extract_embeddings(
+    task: ObjectiveTask,
+    chips_dir: str | Path,
+    store_index: np.ndarray,
+    keys: dict[str, str] | None = None,
+    dense: bool = True,
+    batch_size: int = 64,
+    objective: str | None = None,
+    source: str = "",
+) -> ChipEmbeddings:
+    """Pooled embeddings at both depths, and dense feature maps, of the given chips.
+
+    Args:
+        task: A task in eval mode.
+        chips_dir: The chip store.
+        store_index: Store rows to embed (the order of the result).
+        keys: Embedding key per depth (default :data:`DEFAULT_KEYS`); a depth whose key the
+            task does not produce (``supervised`` has no projection) is left out.
+        dense: Also keep the last backbone feature maps of S1 and S2 (for segmentation).
+        batch_size: Chips per forward pass.
+        objective: Name to record (default: the task's objective).
+        source: Where the weights came from, for the record.
+
+    Returns:
+        The embeddings.
+
+    Raises:
+        ConfigError: If a key asked for explicitly is not produced by the task.
+    """
+    keys = {**DEFAULT_KEYS, **(keys or {})}
+    dataset = ChipStoreDataset(chips_dir, split=None, tasks=[])
+    position = {int(s): i for i, s in enumerate(dataset.store_index)}
+    missing = [int(s) for s in store_index if int(s) not in position]
+    if missing:
+        raise SourceError(f"{chips_dir}: store rows {missing[:5]} are not indexed")
+    transform = _transform(task, dataset)
+    pooled: dict[str, list[np.ndarray]] = {}
+    maps: list[np.ndarray] = []
+    order = [position[int(s)] for s in store_index]
+    for start in range(0, len(order), batch_size):
+        batch: dict[str, Any] = default_collate(
+            dataset.__getitems__(order[start : start + batch_size])
+        )
+        batch = transform(batch)
+        out = task.embed(batch)
+        for depth, key in keys.items():
+            if key in out:
+                pooled.setdefault(depth, []).append(out[key].float().numpy())
+        if dense:
+            features = task.encoder.encode(batch)
+            s1, s2 = features["s1"].dense, features["s2"].dense
+            if s1.shape[-2:] != s2.shape[-2:]:  # different backbones: lay S1 on S2's grid
+                s1 = torch.nn.functional.interpolate(s1, size=s2.shape[-2:], mode="bilinear")
+            maps.append(torch.cat([s1, s2], dim=1).float().numpy())
+    name = objective or task.objective
+    if "backbone" not in pooled:
+        raise ConfigError(
+            f"{name}: the embedding key {keys['backbone']!r} is not produced by the model "
+            f"(keys: {sorted(out)})"
+        )
+    return ChipEmbeddings(
+        objective=name,
+        architecture=task.objective,
+        source=source,
+        store_index=np.asarray(store_index, dtype=np.int64),
+        pooled={d: np.concatenate(v) for d, v in pooled.items()},
+        keys={d: keys[d] for d in pooled},
+        dense=np.concatenate(maps) if maps else None,
+    )
+
+
+def write_embedding_table(
+    path: str | Path, embeddings: ChipEmbeddings, depth: str, index: pd.DataFrame
+) -> None:
+    """Write per-chip embeddings of one depth as GeoParquet (chip id, split, geometry).
+
+    Args:
+        path: Output ``.parquet`` (written atomically).
+        embeddings: The embeddings.
+        depth: Which depth.
+        index: The chip index rows of ``embeddings.store_index`` (same order).
+    """
+    import geopandas as gpd
+
+    table = gpd.GeoDataFrame(
+        {
+            "chip_id": index["chip_id"].to_numpy(),
+            "store_index": embeddings.store_index,
+            "split": index["split"].to_numpy(),
+            "embedding": list(embeddings.pooled[depth].astype(np.float32)),
+        },
+        geometry=index["geometry"].to_numpy() if "geometry" in index else None,
+        crs="EPSG:4326",
+    )
+    table.attrs = {}
+    with atomic_output(path) as tmp:
+        table.to_parquet(tmp)
+
+
+def read_embedding_table(path: str | Path, store_index: np.ndarray) -> np.ndarray:
+    """Per-chip embeddings from a GeoParquet table, in the order of ``store_index``.
+
+    Args:
+        path: A table with ``store_index`` and ``embedding`` (list of floats) columns.
+        store_index: The store rows wanted.
+
+    Returns:
+        (N, D) float32.
+
+    Raises:
+        SourceError: If the table lacks the columns or some chips.
+    """
+    table = pd.read_parquet(path)
+    for column in ("store_index", "embedding"):
+        if column not in table:
+            raise SourceError(f"{path}: no {column!r} column (columns: {list(table.columns)})")
+    rows = dict(zip(table["store_index"].astype(int), table["embedding"], strict=True))
+    missing = [int(s) for s in store_index if int(s) not in rows]
+    if missing:
+        raise SourceError(f"{path}: no embedding for store rows {missing[:5]}")
+    return np.stack([np.asarray(rows[int(s)], dtype=np.float32) for s in store_index])
+
+
+#: Objective name of the hand-crafted reference: per-band statistics of each chip.
+BAND_STATISTICS = "band-stats"
+
+
+def band_statistics(chips_dir: str | Path, store_index: np.ndarray) -> ChipEmbeddings:
+    """A learning-free reference embedding: mean and std of every band over valid pixels.
+
+    It tells how much of each task plain per-chip radiometry already carries, which puts both
+    the untrained floor and the trained oracle in proportion (S1 in dB, S2 in reflectance).
+
+    Args:
+        chips_dir: The chip store.
+        store_index: Store rows to describe (the order of the result).
+
+    Returns:
+        Embeddings at the backbone depth (N, 2 x bands).
+    """
+    dataset = ChipStoreDataset(chips_dir, split=None, tasks=[])
+    position = {int(s): i for i, s in enumerate(dataset.store_index)}
+    order = [position[int(s)] for s in store_index]
+    parts = []
+    for start in range(0, len(order), 256):
+        batch = default_collate(dataset.__getitems__(order[start : start + 256]))
+        valid = batch["valid"][:, None].float()  # (B, 1, H, W)
+        count = valid.sum(dim=(2, 3)).clamp(min=1)
+        stats = []
+        for key in ("image_s1", "image_s2"):
+            if key not in batch:
+                continue
+            image = torch.nan_to_num(batch[key].float()) * valid
+            mean = image.sum(dim=(2, 3)) / count
+            var = (image**2).sum(dim=(2, 3)) / count - mean**2
+            stats += [mean, var.clamp(min=0).sqrt()]
+        parts.append(torch.cat(stats, dim=1).numpy())
+    return ChipEmbeddings(
+        objective=BAND_STATISTICS,
+        architecture=BAND_STATISTICS,
+        source="per-band mean and std over valid pixels",
+        store_index=np.asarray(store_index, dtype=np.int64),
+        pooled={"backbone": np.concatenate(parts)},
+        keys={"backbone": "band_mean_std"},
+    )

@@ -1,0 +1,278 @@
+"""``eo-mmcl report``: Markdown and self-contained HTML from a probe run."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from eo_mmcl.errors import SourceError
+from eo_mmcl.io.atomic import atomic_output
+from eo_mmcl.probes.embeddings import RANDOM_INIT
+from eo_mmcl.probes.run import (
+    CHIPS_FILE,
+    LABELS_FILE,
+    META_FILE,
+    PREDICTIONS_FILE,
+    PROBE_TABLE,
+    SEGMENTATION_FILE,
+)
+from eo_mmcl.probes.tasks import GROUP_NAMES
+from eo_mmcl.report import plots
+from eo_mmcl.report.tables import (
+    best_choice_table,
+    findings,
+    format_main,
+    main_table,
+    objective_order,
+    to_markdown,
+)
+
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+FIGURES = "figures"
+
+
+@dataclass
+class Block:
+    """One piece of the report, rendered to Markdown and to HTML alike.
+
+    Args:
+        kind: ``h1``, ``h2``, ``p``, ``list``, ``table`` or ``image``.
+        content: Text, list of strings, a DataFrame of strings, or an image path.
+        caption: Image caption.
+    """
+
+    kind: str
+    content: Any
+    caption: str = ""
+
+
+def _markdown(blocks: list[Block], root: Path) -> str:
+    out = []
+    for block in blocks:
+        if block.kind == "h1":
+            out.append(f"# {block.content}")
+        elif block.kind == "h2":
+            out.append(f"## {block.content}")
+        elif block.kind == "p":
+            out.append(str(block.content))
+        elif block.kind == "list":
+            out.append("\n".join(f"- {item}" for item in block.content))
+        elif block.kind == "table":
+            out.append(to_markdown(block.content))
+        elif block.kind == "image":
+            out.append(f"![{block.caption}]({Path(block.content).relative_to(root).as_posix()})")
+    return "\n\n".join(out) + "\n"
+
+
+def _inline(text: str) -> str:
+    """Markdown ``**bold**`` and `` `code` `` of generated text, as HTML."""
+    escaped = html.escape(text)
+    for mark, tag in (("**", "b"), ("`", "code")):
+        parts = escaped.split(mark)
+        escaped = "".join(
+            part if i % 2 == 0 else f"<{tag}>{part}</{tag}>" for i, part in enumerate(parts)
+        )
+    return escaped
+
+
+def _html(blocks: list[Block]) -> str:
+    body = []
+    for block in blocks:
+        if block.kind in ("h1", "h2"):
+            body.append(f"<{block.kind}>{_inline(block.content)}</{block.kind}>")
+        elif block.kind == "p":
+            body.append(f"<p>{_inline(block.content)}</p>")
+        elif block.kind == "list":
+            items = "".join(f"<li>{_inline(i)}</li>" for i in block.content)
+            body.append(f"<ul>{items}</ul>")
+        elif block.kind == "table":
+            frame: pd.DataFrame = block.content
+            head = "".join(
+                f"<th>{_inline(str(c))}</th>" for c in [frame.index.name or "", *frame.columns]
+            )
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{_inline(str(v))}</td>" for v in [i, *r.tolist()]) + "</tr>"
+                for i, r in frame.iterrows()
+            )
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif block.kind == "image":
+            # Embedded as data URIs: the HTML file is self-contained (mail it, open it offline).
+            data = base64.b64encode(Path(block.content).read_bytes()).decode()
+            alt = html.escape(block.caption)
+            body.append(
+                f'<figure><img src="data:image/png;base64,{data}" alt="{alt}">'
+                f"<figcaption>{_inline(block.caption)}</figcaption></figure>"
+            )
+    style = (
+        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
+        "table{border-collapse:collapse;font-size:0.85em;margin:1em 0}"
+        "td,th{border:1px solid #bbb;padding:3px 6px;text-align:right}"
+        "th{background:#eee}img{max-width:100%}figcaption{font-size:0.85em;color:#444}"
+    )
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>eo_mmcl report</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    )
+
+
+def _settings(meta: dict[str, Any], table: pd.DataFrame) -> list[str]:
+    config = meta.get("config", {})
+    items = [
+        f"chip store `{meta.get('chips_dir')}`: chips per split "
+        + ", ".join(f"{k} {v}" for k, v in meta.get("splits", {}).items())
+        + f"; chip size {meta.get('chip_size')} px",
+        "tasks: "
+        + ", ".join(
+            f"`{name}` ({spec['group']}, {spec['num_classes']} classes)"
+            for name, spec in meta.get("tasks", {}).items()
+        ),
+        f"seeds: {config.get('seeds')} (seed s draws the probes' train subsample of "
+        f"{config.get('train_fraction')} of the train chips and the random-init weights); "
+        f"probes: {', '.join(config.get('probes', []))}",
+        f"tile settings: `{json.dumps(meta.get('tile_config', {}), sort_keys=True)}`",
+    ]
+    for ckpt in meta.get("checkpoints", []):
+        hp = ckpt.get("hparams", {})
+        items.append(
+            f"`{ckpt['objective']}`: `{ckpt['path']}`, epoch {ckpt['epoch']}, "
+            f"{ckpt['global_step']} steps, backbone {hp.get('backbone')}, lr {hp.get('lr')}"
+        )
+    for scene in meta.get("simulator", []):
+        knobs = scene.get("config", {})
+        keys = (
+            "size", "seed", "parcel_size", "unique_classes", "optical_unique_strength",
+            "sar_unique_strength_db", "cloud_fraction", "change_fraction",
+            "coregistration_shift_m", "enl", "optical_noise", "time_gap_days",
+        )  # fmt: skip
+        knob_text = ", ".join(f"{k}={knobs[k]}" for k in keys if k in knobs)
+        items.append(f"simulator scene `{scene['scene']}`: {knob_text}")
+    notes = meta.get("notes", {})
+    items += [f"{k}: {v}" for k, v in notes.items()]
+    items.append(f"rows in the probe table: {len(table)}")
+    return items
+
+
+def build_report(probe_dir: str | Path, out_dir: str | Path) -> Path:
+    """Write ``report.md``, ``report.html`` and ``figures/`` from a probe run.
+
+    Args:
+        probe_dir: Output of ``eo-mmcl probe``.
+        out_dir: Report folder.
+
+    Returns:
+        The path of ``report.html``.
+
+    Raises:
+        SourceError: If the probe run is incomplete.
+    """
+    src, out = Path(probe_dir), Path(out_dir)
+    if not (src / PROBE_TABLE).exists():
+        raise SourceError(f"{src}: no {PROBE_TABLE}; run `eo-mmcl probe` first")
+    table = pd.read_parquet(src / PROBE_TABLE)
+    meta = json.loads((src / META_FILE).read_text()) if (src / META_FILE).exists() else {}
+    main = main_table(table)
+    figures = out / FIGURES
+    blocks: list[Block] = [
+        Block("h1", "What survives in the embeddings"),
+        Block(
+            "p",
+            "Survival per task group = (score - chance) / (oracle - chance), with the "
+            "`supervised` objective as the oracle (1) and chance as 0; for each objective and "
+            "group the best (task, probe, depth) by mean over seeds, mean ± standard deviation "
+            "over seeds. The best trained objective of each column is in bold. Groups: "
+            + ", ".join(f"{g} {GROUP_NAMES[g]}" for g in main.groups)
+            + ". Random-init rows are the same networks untrained (the floor); "
+            "'vs random' is survival minus the floor's.",
+        ),
+        Block("h2", "Main table"),
+        Block("table", format_main(main)),
+        Block("p", "Where each cell comes from (task / probe / depth):"),
+        Block("table", best_choice_table(main)),
+        Block("h2", "Findings"),
+        Block("list", findings(main)),
+    ]
+    bars = plots.survival_bars(main, figures / "survival.png")
+    blocks += [Block("h2", "Survival per group"), Block("image", bars, "survival per group")]
+    blocks += _per_task_blocks(src, table, figures)
+    blocks += [Block("h2", "Settings"), Block("list", _settings(meta, table))]
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_output(out / REPORT_MD) as tmp:
+        tmp.write_text(_markdown(blocks, out))
+    with atomic_output(out / REPORT_HTML) as tmp:
+        tmp.write_text(_html(blocks))
+    return out / REPORT_HTML
+
+
+def _per_task_blocks(src: Path, table: pd.DataFrame, figures: Path) -> list[Block]:
+    """Score tables per task, confusion matrices, PCA previews and error maps."""
+    blocks: list[Block] = [Block("h2", "Scores per task")]
+    order = objective_order(list(dict.fromkeys(table["objective"])))
+    scores = table.groupby(["task", "probe", "depth", "objective"])["score"].agg(["mean", "std"])
+    wide = (
+        scores.apply(
+            lambda r: f"{r['mean']:.3f} ± {0 if np.isnan(r['std']) else r['std']:.3f}", axis=1
+        )
+        .unstack("objective")
+        .reindex(columns=[o for o in order if o in set(table["objective"])])
+        .fillna("")
+    )
+    wide.index = [" / ".join(map(str, i)) for i in wide.index]
+    wide.index.name = "task / probe / depth"
+    blocks.append(Block("table", wide))
+    predictions = (
+        pd.read_parquet(src / PREDICTIONS_FILE)
+        if (src / PREDICTIONS_FILE).exists()
+        else pd.DataFrame()
+    )
+    if not predictions.empty:
+        blocks.append(Block("h2", "Confusion matrices (linear probe, backbone depth, seed 0)"))
+        for task in dict.fromkeys(predictions["task"]):
+            path = plots.confusion_matrices(
+                predictions, task, "linear", "backbone", figures / f"confusion_{task}.png"
+            )
+            if path is not None:
+                blocks.append(Block("image", path, f"confusion matrices of {task}"))
+    chips = pd.read_parquet(src / CHIPS_FILE) if (src / CHIPS_FILE).exists() else None
+    if chips is None or "row_off" not in chips:
+        return blocks
+    labels = np.load(src / LABELS_FILE) if (src / LABELS_FILE).exists() else None
+    tasks_with_maps = [f for f in labels.files if f != "store_index"] if labels else []
+    chip_size = int(labels[tasks_with_maps[0]].shape[-1]) if labels and tasks_with_maps else 0
+    embeddings = {}
+    for objective in order:
+        path = src / "embeddings" / f"{objective}__backbone.parquet"
+        if path.exists():
+            emb = pd.read_parquet(path, columns=["store_index", "embedding"])
+            position = dict(zip(emb["store_index"], emb["embedding"], strict=True))
+            embeddings[objective] = np.stack([position[s] for s in chips["store_index"]])
+    if embeddings and chip_size:
+        path = plots.pca_previews(chips, embeddings, chip_size, figures / "pca.png")
+        if path is not None:
+            blocks += [Block("h2", "Maps"), Block("image", path, "embedding PCA previews")]
+    segmentation = np.load(src / SEGMENTATION_FILE) if (src / SEGMENTATION_FILE).exists() else None
+    if segmentation is None or labels is None:
+        return blocks
+    test_index = segmentation["test_store_index"]
+    position = {int(s): i for i, s in enumerate(chips["store_index"])}
+    test_rows = np.array([position[int(s)] for s in test_index], dtype=np.int64)
+    tasks = dict(zip(table["task"], table["group"], strict=False))
+    for task in [t for t, g in tasks.items() if g in ("U1", "U2")]:
+        maps = {
+            o: segmentation[f"{o}|{task}"]
+            for o in order
+            if f"{o}|{task}" in segmentation.files and not o.startswith(f"{RANDOM_INIT}:")
+        }
+        path = plots.error_maps(
+            chips, labels[task], maps, test_rows, chip_size, task, figures / f"errors_{task}.png"
+        )
+        if path is not None:
+            blocks.append(Block("image", path, f"{task}: truth, prediction and error"))
+    return blocks
