@@ -438,6 +438,8 @@ def run(
     )
 
 
+@app.command()
+@reports_errors
 def probe(
     chips: Annotated[Path, typer.Option(help="Chip store folder (eo-mmcl tile output).")],
     checkpoint: Annotated[
