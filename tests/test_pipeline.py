@@ -294,3 +294,13 @@ def test_notebooks_are_stored_without_outputs() -> None:
         for cell in notebook.cells:
             if cell.cell_type == "code":
                 assert not cell.outputs and cell.execution_count is None, path
+
+
+def test_probe_stage_needs_the_supervised_oracle(tmp_path: Path) -> None:
+    tree = _tiny_tree(tmp_path / "run")
+    tree["stages"] = ["simulate", "catalog", "tile", "train", "embed", "probe", "report"]
+    config = load_pipeline_config(_write(tmp_path / "p.yaml", tree))
+    with pytest.raises(ConfigError, match="supervised"):
+        config.check_paths(tmp_path)
+    tree["train"]["objectives"] = ["supervised", "clip"]
+    load_pipeline_config(_write(tmp_path / "p.yaml", tree)).check_paths(tmp_path)
