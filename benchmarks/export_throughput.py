@@ -40,6 +40,17 @@ from eo_mmcl.tasks import CLIPTask
 
 CHILD = """
 import json, math, resource, sys, time
+
+def peak_rss_mb():
+    # This process's own high-water mark: ru_maxrss survives fork+exec on Linux and would
+    # report the parent's RSS when that is larger.
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 import numpy as np, torch
 from eo_mmcl.export import EmbedConfig, EmbeddingModel, export_embeddings
 args = json.loads(sys.argv[1])
@@ -61,7 +72,7 @@ else:
         b = min(args["batch"], n - start)
         model.embed(s1[:b], s2[:b], keys, norm)
 print(json.dumps({"s": time.perf_counter() - t,
-                  "rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss": peak_rss_mb()}))
 """
 
 
