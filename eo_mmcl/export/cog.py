@@ -212,6 +212,8 @@ def write_embedding_cog(
             "BLOCKSIZE": tile,
             "OVERVIEW_RESAMPLING": "AVERAGE",
             "BIGTIFF": "IF_SAFER",
+            # GDAL compresses the COG's tiles on every core.
+            "NUM_THREADS": "ALL_CPUS",
         }
         if is_float:
             options["NBITS"] = 16
