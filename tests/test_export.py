@@ -433,13 +433,25 @@ def test_real_s2_scene_exports_s2_embeddings(
 ) -> None:
     source = resolve_source(str(REPO / "data_catalog" / "realdata_s2_l1c.yaml"))
     build_catalog([source], tmp_path / "catalog", allow_unpaired=True)
+    # An S2-only chip store: the chip table embeds S2 alone, as the rasters do.
+    tile_catalog(
+        tmp_path / "catalog",
+        tmp_path / "chips",
+        TileConfig(chip_size=256, split_block=2, max_cloud=1.0, s2_only=True),
+        workers=0,
+    )
     result = export_embeddings(
         world["ckpt"],
         tmp_path / "catalog",
         tmp_path / "out",
         EmbedConfig(modality="all", stride=64, window=64, step=128, preview=True),
+        chips_dir=tmp_path / "chips",
         workers=0,
     )
+    assert [p.name for p in result.chip_tables] == ["chips_clip_s2.parquet"]
+    chips = gpd.read_parquet(result.chip_tables[0])
+    assert len(chips) > 0 and chips.crs.to_epsg() == 4326
+    assert np.isfinite(np.stack(chips["embedding"].to_numpy())).all()
     assert [p.name.rsplit("_", 1)[1] for p in result.rasters] == ["s2.tif"]
     with rasterio.open(result.rasters[0]) as ds:
         assert ds.crs.to_epsg() == 32618 and ds.count == 512

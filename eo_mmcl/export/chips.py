@@ -17,6 +17,7 @@ import pyarrow as pa
 from eo_mmcl.datamodules.chipstore import ChipStoreDataset
 from eo_mmcl.export.model import EmbeddingModel, check_bands
 from eo_mmcl.io.atomic import atomic_output
+from eo_mmcl.tiling.store import open_store, store_metadata
 
 
 def chip_embeddings(
@@ -41,7 +42,9 @@ def chip_embeddings(
     Raises:
         ConfigError: If the store's bands differ from the checkpoint's.
     """
-    modalities = [m for m in ("s1", "s2") if m in model.bands]
+    # An S2-only store (a real S2 scene) holds no S1: embed what it has, as the rasters do.
+    layout = store_metadata(open_store(chips_dir))["layout"]
+    modalities = [m for m in ("s1", "s2") if m in model.bands and layout.get(f"{m}_bands")]
     store = ChipStoreDataset(chips_dir, split=None, tasks=(), modalities=modalities)
     for modality in modalities:
         stored = store.metadata["layout"][f"{modality}_bands"]
