@@ -6,8 +6,8 @@ objective. The reference is the embedding pass itself: ``probe_over_embed`` says
 the probes cost what the network costs. The last line is
 ``seconds_per_objective=X probe_over_embed=Y chips=N``.
 
-Usage: python benchmarks/probe_throughput.py [--chips runs/demo/chips]
-       [--checkpoint runs/train/clip/checkpoints/last.ckpt ...] [--seeds 3]
+Usage: python benchmarks/probe_throughput.py [--chips runs/demo/tile]
+       [--checkpoint runs/demo/train/clip/checkpoints/last.ckpt ...] [--seeds 3]
 """
 
 from __future__ import annotations
@@ -24,17 +24,18 @@ DEMO = ["supervised", "clip", "cross_self", "coral"]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--chips", type=Path, default=Path("runs/demo/chips"))
+    parser.add_argument("--chips", type=Path, default=Path("runs/demo/tile"))
     parser.add_argument(
         "--checkpoint",
         type=Path,
         action="append",
         default=None,
-        help="checkpoints (default: the demo's runs/train/<objective>/checkpoints/last.ckpt)",
+        help="checkpoints (default: the demo's runs/demo/train/<objective>/checkpoints/last.ckpt)",
     )
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
-    checkpoints = args.checkpoint or [Path(f"runs/train/{o}/checkpoints/last.ckpt") for o in DEMO]
+    demo = Path("runs/demo/train")
+    checkpoints = args.checkpoint or [demo / o / "checkpoints" / "last.ckpt" for o in DEMO]
     labels = load_chip_labels(args.chips)
     config = ProbeConfig(seeds=args.seeds)
     embed_total = probe_total = 0.0
