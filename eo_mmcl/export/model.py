@@ -18,8 +18,9 @@ import torch
 from torch import Tensor
 
 from eo_mmcl.datamodules.transforms import PairedS1S2Transform
-from eo_mmcl.errors import ConfigError, SourceError
-from eo_mmcl.tasks import OBJECTIVES, ObjectiveTask
+from eo_mmcl.errors import ConfigError
+from eo_mmcl.tasks import ObjectiveTask
+from eo_mmcl.tasks.checkpoint import load_task
 
 #: Embedding keys that need only one modality's backbone (a fast path skips the other one).
 SINGLE_MODALITY = {"s1": "s1", "s2": "s2"}
@@ -55,33 +56,6 @@ def sha256_file(path: str | Path) -> str:
     return digest.hexdigest()
 
 
-def checkpoint_meta(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint's ``eo_mmcl`` dict and check that it can drive an export.
-
-    Args:
-        path: The checkpoint.
-
-    Returns:
-        The dict (objective, version, bands, normalisation, chips_dir).
-
-    Raises:
-        SourceError: If the file is missing or not an eo_mmcl checkpoint.
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise SourceError(f"{path}: checkpoint not found")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
-    except Exception as err:  # torch raises many kinds for a corrupt file
-        raise SourceError(f"{path}: not a readable checkpoint ({err})") from err
-    meta = checkpoint.get("eo_mmcl") if isinstance(checkpoint, dict) else None
-    if not isinstance(meta, dict) or meta.get("objective") not in OBJECTIVES:
-        raise SourceError(f"{path}: not an eo_mmcl checkpoint (no known objective in 'eo_mmcl')")
-    if "normalisation" not in meta or "bands" not in meta:
-        raise SourceError(f"{path}: the checkpoint holds no band lists or normalisation")
-    return dict(meta)
-
-
 @dataclass
 class EmbeddingModel:
     """A trained objective in evaluation mode with its normalisation.
@@ -106,9 +80,7 @@ class EmbeddingModel:
         Returns:
             The model.
         """
-        meta = checkpoint_meta(path)
-        task_class = OBJECTIVES[meta["objective"]]
-        task = task_class.load_from_checkpoint(path, map_location="cpu").eval()
+        task, meta = load_task(path)
         return cls(task, meta, Path(path))
 
     @property

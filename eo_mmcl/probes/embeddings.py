@@ -15,7 +15,8 @@ from eo_mmcl.datamodules.chipstore import ChipStoreDataset
 from eo_mmcl.datamodules.transforms import PairedS1S2Transform
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.io.atomic import atomic_output
-from eo_mmcl.tasks import OBJECTIVES, ObjectiveTask
+from eo_mmcl.tasks import ObjectiveTask
+from eo_mmcl.tasks.checkpoint import load_task
 
 #: The two depths probed: pooled backbone features, and the projection (aligned) space.
 DEPTHS = ("backbone", "projection")
@@ -62,21 +63,7 @@ def load_objective(checkpoint: str | Path) -> ObjectiveTask:
     Raises:
         SourceError: If the file is missing or not an eo_mmcl checkpoint.
     """
-    path = Path(checkpoint)
-    if not path.is_file():
-        raise SourceError(f"{path}: checkpoint not found")
-    try:
-        raw = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as err:  # torch raises many types for a corrupt file
-        raise SourceError(f"{path}: not a readable checkpoint ({err})") from err
-    objective = (raw.get("eo_mmcl") or {}).get("objective") if isinstance(raw, dict) else None
-    if objective not in OBJECTIVES:
-        raise SourceError(
-            f"{path}: not an eo_mmcl checkpoint (objective {objective!r}; expected one of "
-            f"{sorted(OBJECTIVES)})"
-        )
-    task = OBJECTIVES[objective].load_from_checkpoint(path, map_location="cpu")
-    return task.eval()
+    return load_task(checkpoint)[0]
 
 
 def random_init_like(task: ObjectiveTask, seed: int) -> ObjectiveTask:

@@ -16,7 +16,12 @@ import pandas as pd
 from eo_mmcl import __version__
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.io.atomic import atomic_output
-from eo_mmcl.probes.classifiers import knn_probe, linear_probe, segmentation_probe
+from eo_mmcl.probes.classifiers import (
+    ProbeResult,
+    knn_probe,
+    linear_probe,
+    segmentation_probe,
+)
 from eo_mmcl.probes.embeddings import (
     BAND_STATISTICS,
     DEPTHS,
@@ -158,6 +163,20 @@ def _probe_embeddings(
     """Every probe of every task on one model's embeddings for one seed."""
     rows: list[dict[str, Any]] = []
     train_rows = _train_rows(labels, config.train_fraction, seed)
+    n_test = int((labels.split == "test").sum())
+
+    def result_fields(result: ProbeResult) -> dict[str, Any]:
+        """The columns every probe row shares: the score and what it was measured on."""
+        return {
+            "metric": result.metric,
+            "score": result.score,
+            "chance": result.chance,
+            "param": float(result.param),
+            "val_score": result.val_score,
+            "n_train": int(train_rows.size),
+            "n_test": n_test,
+        }
+
     for task in labels.tasks.values():
         y = labels.chip[task.name]
         for depth, x in emb.pooled.items():
@@ -174,13 +193,7 @@ def _probe_embeddings(
                     "probe": probe,
                     "depth": depth,
                     "embedding": emb.keys[depth],
-                    "metric": result.metric,
-                    "score": result.score,
-                    "chance": result.chance,
-                    "param": float(result.param),
-                    "val_score": result.val_score,
-                    "n_train": int(train_rows.size),
-                    "n_test": int((labels.split == "test").sum()),
+                    **result_fields(result),
                 }
                 rows.append(row)
                 keep(row, result.y_true, result.y_pred)
@@ -200,13 +213,7 @@ def _probe_embeddings(
                 "probe": "segmentation",
                 "depth": "backbone",
                 "embedding": "dense_s1_s2",
-                "metric": result.metric,
-                "score": result.score,
-                "chance": result.chance,
-                "param": float(result.param),
-                "val_score": result.val_score,
-                "n_train": int(train_rows.size),
-                "n_test": int((labels.split == "test").sum()),
+                **result_fields(result),
             }
             rows.append(row)
             keep(row, result.y_true, result.y_pred)
