@@ -126,6 +126,41 @@ def write_manifest(
     write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", out_dir / MANIFEST)
 
 
+def _run_lab(
+    out_dir: Path,
+    settings: dict[str, Any],
+    force: bool,
+    produce: Callable[[], tuple[pd.DataFrame, dict[str, pd.DataFrame], list[Path], str]],
+) -> LabOutput:
+    """Resume or run one experiment: skip a complete folder, else write results and manifest.
+
+    Args:
+        out_dir: Output folder.
+        settings: The sweep's settings (compared with the manifest's).
+        force: Rerun even if the folder is complete with the same settings.
+        produce: Runs the sweep and writes figures; returns ``(results, extra tables, figures,
+            section text)``.
+
+    Returns:
+        The outputs.
+    """
+    if not force and (done := load_if_complete(out_dir, settings)) is not None:
+        return done
+    # An old manifest must not vouch for files this run is about to replace.
+    (out_dir / MANIFEST).unlink(missing_ok=True)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    results, tables, figures, text = produce()
+    seconds = time.perf_counter() - start
+    write_csv(results, out_dir / RESULTS)
+    for name, table in tables.items():
+        write_csv(table, out_dir / name)
+    write_text(text, out_dir / SECTION)
+    files = (RESULTS, *tables, *(f.name for f in figures), SECTION)
+    write_manifest(out_dir, settings, files, seconds)
+    return LabOutput(out_dir, results, tables, files, seconds, reused=False)
+
+
 def run_linear_lab(
     out_dir: Path,
     sweep: linear.LinearSweep,
@@ -147,27 +182,17 @@ def run_linear_lab(
         The outputs.
     """
     settings = sweep.settings()
-    if not force and (done := load_if_complete(out_dir, settings)) is not None:
-        return done
-    # An old manifest must not vouch for files this run is about to replace.
-    (out_dir / MANIFEST).unlink(missing_ok=True)
-    start = time.perf_counter()
-    out = linear.run_linear_sweep(sweep, on_run)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(out.results, out_dir / RESULTS)
-    write_csv(out.angles, out_dir / ANGLES)
-    figures = [
-        plots.plot_linear_r2(out.results, linear.GROUPS, out_dir / "linear_r2.png"),
-        plots.plot_linear_angles(out.angles, out_dir / "linear_cca_angles.png"),
-    ]
-    seconds = time.perf_counter() - start
-    write_text(
-        section.linear_section(out.results, out.angles, settings, figures),
-        out_dir / SECTION,
-    )
-    files = (RESULTS, ANGLES, *(f.name for f in figures), SECTION)
-    write_manifest(out_dir, settings, files, seconds)
-    return LabOutput(out_dir, out.results, {ANGLES: out.angles}, files, seconds, reused=False)
+
+    def produce() -> tuple[pd.DataFrame, dict[str, pd.DataFrame], list[Path], str]:
+        out = linear.run_linear_sweep(sweep, on_run)
+        figures = [
+            plots.plot_linear_r2(out.results, linear.GROUPS, out_dir / "linear_r2.png"),
+            plots.plot_linear_angles(out.angles, out_dir / "linear_cca_angles.png"),
+        ]
+        text = section.linear_section(out.results, out.angles, settings, figures)
+        return out.results, {ANGLES: out.angles}, figures, text
+
+    return _run_lab(out_dir, settings, force, produce)
 
 
 def run_misalignment_lab(
@@ -190,19 +215,14 @@ def run_misalignment_lab(
         The outputs.
     """
     settings = sweep.settings()
-    if not force and (done := load_if_complete(out_dir, settings)) is not None:
-        return done
-    # An old manifest must not vouch for files this run is about to replace.
-    (out_dir / MANIFEST).unlink(missing_ok=True)
-    start = time.perf_counter()
-    results = misalignment.run_misalignment_sweep(sweep, on_run)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_csv(results, out_dir / RESULTS)
-    figures = [
-        plots.plot_misalignment_r2(results, misalignment.GROUPS, out_dir / "misalignment_r2.png")
-    ]
-    seconds = time.perf_counter() - start
-    write_text(section.misalignment_section(results, settings, figures), out_dir / SECTION)
-    files = (RESULTS, *(f.name for f in figures), SECTION)
-    write_manifest(out_dir, settings, files, seconds)
-    return LabOutput(out_dir, results, {}, files, seconds, reused=False)
+
+    def produce() -> tuple[pd.DataFrame, dict[str, pd.DataFrame], list[Path], str]:
+        results = misalignment.run_misalignment_sweep(sweep, on_run)
+        figures = [
+            plots.plot_misalignment_r2(
+                results, misalignment.GROUPS, out_dir / "misalignment_r2.png"
+            )
+        ]
+        return results, {}, figures, section.misalignment_section(results, settings, figures)
+
+    return _run_lab(out_dir, settings, force, produce)
