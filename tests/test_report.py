@@ -26,7 +26,8 @@ def report_dir(probe_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
 def _expected(table: pd.DataFrame) -> dict[tuple[str, str], tuple[float, float, float, float]]:
     """Per objective and group, recomputed here from the tidy table.
 
-    The best (task, probe, depth) by mean survival over seeds, and its survival mean and std,
+    The best (task, probe, depth) by mean survival over seeds (ties: smaller std, then by name),
+    and its survival mean and std,
     score mean and std.
     """
     stats = table.groupby(["objective", "group", "task", "probe", "depth"]).agg(
@@ -37,7 +38,11 @@ def _expected(table: pd.DataFrame) -> dict[tuple[str, str], tuple[float, float, 
     )
     out = {}
     for (objective, group), rows in stats.dropna(subset=["s_mean"]).groupby(level=[0, 1]):
-        best = rows.sort_values("s_mean", ascending=False, kind="stable").iloc[0]
+        ranked = rows.reset_index().sort_values(
+            ["s_mean", "s_std", "task", "probe", "depth"],
+            ascending=[False, True, True, True, True],
+        )
+        best = ranked.set_index(["objective", "group", "task", "probe", "depth"]).iloc[0]
         out[(objective, group)] = tuple(float(v) for v in best.fillna(0.0))
     return out
 

@@ -34,7 +34,7 @@ from eo_mmcl.probes.embeddings import (
     read_embedding_table,
     write_embedding_table,
 )
-from eo_mmcl.probes.survival import ORACLE, add_survival
+from eo_mmcl.probes.survival import MIN_ORACLE_MARGIN, ORACLE, add_survival
 from eo_mmcl.probes.tasks import ChipLabels, load_chip_labels
 from eo_mmcl.tasks import ObjectiveTask
 
@@ -469,8 +469,9 @@ def run_probes(
             "chance": "balanced accuracy: 1/K over the classes present in the test split; "
             "mIoU: expected mIoU of a uniformly random pixel prediction; mAP: mean test "
             "prevalence",
-            "oracle": "mean score of the supervised checkpoint(s) with the same task and probe "
-            "at the backbone depth, over seeds",
+            "oracle": "best, over the probes sharing the task's metric, of the supervised "
+            "checkpoint(s)' mean score over seeds at the backbone depth; survival is NaN where "
+            f"it is less than {MIN_ORACLE_MARGIN} above chance",
             "seeds": "seed s draws the probes' train subsample (train_fraction of the train "
             "chips) and the random-init weights; several checkpoints of one objective add runs",
         },

@@ -11,6 +11,11 @@ from eo_mmcl.probes.embeddings import RANDOM_INIT
 #: The objective whose score is the ceiling of the survival ratio.
 ORACLE = "supervised"
 
+#: How far above chance the oracle must score for a ratio against it to mean anything. Below
+#: this the denominator is noise (a probe on which even the supervised encoder is at chance)
+#: and the ratio is left NaN instead of reporting noise divided by noise.
+MIN_ORACLE_MARGIN = 0.05
+
 #: Columns of the tidy probe table, in order.
 PROBE_COLUMNS = (
     "objective", "run", "architecture", "floor", "task", "group", "probe", "depth", "embedding",
@@ -19,13 +24,19 @@ PROBE_COLUMNS = (
 )  # fmt: skip
 
 
-def survival_ratio(score: np.ndarray, chance: np.ndarray, oracle: np.ndarray) -> np.ndarray:
-    """``(score - chance) / (oracle - chance)``; NaN where the oracle is not above chance.
+def survival_ratio(
+    score: np.ndarray,
+    chance: np.ndarray,
+    oracle: np.ndarray,
+    min_margin: float = MIN_ORACLE_MARGIN,
+) -> np.ndarray:
+    """``(score - chance) / (oracle - chance)``; NaN where the oracle is not clearly above chance.
 
     Args:
         score: Scores.
         chance: Chance levels.
         oracle: Oracle scores.
+        min_margin: Smallest ``oracle - chance`` for which a ratio is returned.
 
     Returns:
         The ratios (1 = as good as the oracle, 0 = chance; may leave [0, 1]).
@@ -33,7 +44,7 @@ def survival_ratio(score: np.ndarray, chance: np.ndarray, oracle: np.ndarray) ->
     score, chance, oracle = (np.asarray(a, dtype=float) for a in (score, chance, oracle))
     span = oracle - chance
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(span > 1e-9, (score - chance) / span, np.nan)
+        return np.where(span >= max(min_margin, 1e-9), (score - chance) / span, np.nan)
 
 
 def is_floor(objective: pd.Series) -> pd.Series:
@@ -44,8 +55,12 @@ def is_floor(objective: pd.Series) -> pd.Series:
 def add_survival(raw: pd.DataFrame) -> pd.DataFrame:
     """Add oracle, random-init score, survival and survival_vs_random to raw probe rows.
 
-    The oracle of a (task, probe) is the mean over seeds and runs of the ``supervised``
-    objective's score at the backbone depth (the only depth it has), and serves both depths.
+    The oracle (ceiling) of a task is what the ``supervised`` objective reaches on it: the best,
+    over the probes that share the task's metric, of its mean score over seeds and runs at the
+    backbone depth (the only depth it has). One ceiling per (task, metric) serves every probe
+    and depth with that metric, so a weak probe (say kNN where the linear probe does better)
+    cannot inflate the ratio by dividing by a weak ceiling; segmentation (mIoU) has its own.
+    Where that ceiling is less than :data:`MIN_ORACLE_MARGIN` above chance, survival is NaN.
     The floor of a row is the random-init encoder named in its ``floor`` column, at the same
     task, probe, depth and seed; ``survival_vs_random`` is the row's survival minus the floor's.
 
@@ -59,14 +74,17 @@ def add_survival(raw: pd.DataFrame) -> pd.DataFrame:
         ConfigError: If the rows hold no ``supervised`` objective (no ceiling).
     """
     table = raw.copy()
+    if "metric" not in table:  # rows built by hand: every probe of a task shares one metric
+        table["metric"] = ""
     oracle_rows = table[(table["objective"] == ORACLE) & (table["depth"] == "backbone")]
     if oracle_rows.empty:
         raise ConfigError(
             "no 'supervised' checkpoint among the probed ones: the survival ratio needs the "
             "supervised oracle (train it with pipelines/configs/supervised.yaml)"
         )
-    oracle = oracle_rows.groupby(["task", "probe"])["score"].mean().rename("oracle")
-    table = table.drop(columns=["oracle"], errors="ignore").join(oracle, on=["task", "probe"])
+    per_probe = oracle_rows.groupby(["task", "metric", "probe"])["score"].mean()
+    oracle = per_probe.groupby(["task", "metric"]).max().rename("oracle")
+    table = table.drop(columns=["oracle"], errors="ignore").join(oracle, on=["task", "metric"])
     table["survival"] = survival_ratio(
         table["score"].to_numpy(), table["chance"].to_numpy(), table["oracle"].to_numpy()
     )
@@ -115,14 +133,20 @@ def summarise(table: pd.DataFrame) -> pd.DataFrame:
 def best_per_group(summary: pd.DataFrame) -> pd.DataFrame:
     """For each objective and group, the (task, probe, depth) with the best mean survival.
 
+    Ties go to the smaller standard deviation, then to the alphabetical (task, probe, depth).
+
     Args:
         summary: Output of :func:`summarise`.
 
     Returns:
         One row per (objective, group), the columns of ``summary``.
     """
+    # Ties (a shared ceiling makes equal scores equal survivals) go to the steadier cell, then
+    # to the alphabetical (task, probe, depth), so the choice never depends on row order.
     ranked = summary.dropna(subset=["survival_mean"]).sort_values(
-        "survival_mean", ascending=False, kind="stable"
+        ["survival_mean", "survival_std", "task", "probe", "depth"],
+        ascending=[False, True, True, True, True],
+        kind="stable",
     )
     best = ranked.groupby(["objective", "group"], sort=False).head(1)
     return best.reset_index(drop=True)

@@ -34,6 +34,9 @@ class ObjectiveTask(LightningModule):
     Args:
         backbone: timm model name for both sensors.
         output_stride: timm ``output_stride`` (e.g. 16 for more tokens on small chips).
+        backbone_kwargs: Further ``timm.create_model`` arguments for both backbones, for
+            example ``{"channels": [32, 64, 128, 256], "stem_width": 32}`` for a half-width
+            ResNet that trains on a laptop CPU.
         proj_dim: Width of the projection (loss) space.
         proj_hidden_dim: Hidden width of the projection heads.
         temperature: Temperature of the contrastive terms.
@@ -54,6 +57,7 @@ class ObjectiveTask(LightningModule):
         self,
         backbone: str = "resnet18",
         output_stride: int | None = None,
+        backbone_kwargs: dict[str, Any] | None = None,
         proj_dim: int = 128,
         proj_hidden_dim: int = 512,
         temperature: float = 0.1,
@@ -77,11 +81,10 @@ class ObjectiveTask(LightningModule):
     # -- hooks -------------------------------------------------------------------------------
     def configure_models(self) -> None:
         """Build the S1 and S2 backbones (subclasses add heads and fusion modules)."""
-        extra = (
-            {}
-            if self.hparams["output_stride"] is None
-            else {"output_stride": self.hparams["output_stride"]}
-        )
+        # Checkpoints written before `backbone_kwargs` existed lack the key.
+        extra: dict[str, Any] = dict(self.hparams.get("backbone_kwargs") or {})
+        if self.hparams["output_stride"] is not None:
+            extra["output_stride"] = self.hparams["output_stride"]
         self.encoder: PairedEncoder = build_paired_encoder(
             self.hparams["backbone"],
             s1_channels=self.hparams["s1_channels"],
