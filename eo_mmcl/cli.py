@@ -450,8 +450,10 @@ def probe(
     embeddings: Annotated[
         Path | None,
         typer.Option(
-            help="Folder of per-chip embedding tables <objective>__<depth>.parquet "
-            "(store_index, embedding) to probe as extra rows."
+            help="Folder of per-chip embedding tables to probe as extra rows: "
+            "<objective>__<depth>.parquet (what probe writes), or the "
+            "chips_<objective>_<key>.parquet that embed writes, anywhere below it "
+            "(store_index and embedding columns)."
         ),
     ] = None,
     seeds: Annotated[int, typer.Option(help="Seeds (probe train subsample, random init).")] = 3,

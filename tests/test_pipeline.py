@@ -247,7 +247,11 @@ def test_real_pipeline_killed_midway_resumes_without_redoing_stages(
     assert (run_dir / "train" / "clip" / "checkpoints" / "last.ckpt").is_file()
     manifest = json.loads((run_dir / "train" / MANIFEST).read_text())
     assert manifest["status"] == "complete"
-    assert "clip/checkpoints/last.ckpt" in manifest["outputs"]
+    # Later stages get the epoch with the best validation loss, under a fixed name.
+    best = run_dir / "train" / "clip" / "checkpoints" / "best.ckpt"
+    assert "clip/checkpoints/best.ckpt" in manifest["outputs"]
+    done = json.loads((run_dir / "train" / "clip" / "objective_done.json").read_text())
+    assert (best.parent / done["summary"]["best_epoch_file"]).read_bytes() == best.read_bytes()
     embed = json.loads((run_dir / "embed" / MANIFEST).read_text())
     assert any(name.endswith("_clip_joint.tif") for name in embed["outputs"])
 

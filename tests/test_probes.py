@@ -13,7 +13,7 @@ from sklearn.pipeline import Pipeline
 from typer.testing import CliRunner
 
 from eo_mmcl.cli import app
-from eo_mmcl.errors import ConfigError
+from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.probes import (
     ProbeConfig,
     add_survival,
@@ -28,6 +28,7 @@ from eo_mmcl.probes import (
     survival_ratio,
 )
 from eo_mmcl.probes.classifiers import _pixel_features
+from eo_mmcl.probes.embeddings import find_embedding_tables
 from eo_mmcl.tasks import CLIPTask, SupervisedTask
 
 SPLIT = np.array(["train"] * 120 + ["val"] * 40 + ["test"] * 40)
@@ -236,6 +237,9 @@ def test_probe_rerun_is_a_no_op_and_embeddings_round_trip(
     emb.mkdir()
     source = probe_run / "embeddings" / "clip__backbone.parquet"
     (emb / "exported__backbone.parquet").write_bytes(source.read_bytes())
+    # The name `eo-mmcl embed` gives its chip tables, one folder down (the embed stage's layout).
+    (emb / "cross_self").mkdir()
+    (emb / "cross_self" / "chips_cross_self_joint.parquet").write_bytes(source.read_bytes())
     sup = [c for c in ckpts if "supervised" in c]
     run = run_probes(
         probe_chips_dir,
@@ -256,6 +260,22 @@ def test_probe_rerun_is_a_no_op_and_embeddings_round_trip(
         exported.sort_values("task")["score"].to_numpy(),
         original.sort_values("task")["score"].to_numpy(),
     )
+    from_embed = run.table[run.table["objective"] == "cross_self:joint (table)"]
+    assert set(from_embed["depth"]) == {"backbone"}
+    assert np.allclose(
+        from_embed.sort_values("task")["score"].to_numpy(),
+        original.sort_values("task")["score"].to_numpy(),
+    )
+
+
+def test_embeddings_folder_errors_name_the_problem(tmp_path: Path) -> None:
+    with pytest.raises(SourceError, match="not found"):
+        find_embedding_tables(tmp_path / "missing")
+    with pytest.raises(SourceError, match="no embedding table"):
+        find_embedding_tables(tmp_path)
+    (tmp_path / "clip__deep.parquet").write_bytes(b"")
+    with pytest.raises(SourceError, match=r"clip__deep\.parquet.*depth"):
+        find_embedding_tables(tmp_path)
 
 
 def test_probe_bad_input_exits_2_with_one_line(probe_chips_dir: Path, tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from eo_mmcl.cli import app
 from eo_mmcl.probes.tasks import GROUPS
-from eo_mmcl.report import findings, main_table
+from eo_mmcl.report import depth_findings, depth_table, findings, main_table
 
 
 @pytest.fixture(scope="module")
@@ -134,3 +134,22 @@ def test_targets_are_not_assessable_when_rows_beat_the_oracle(probe_run: Path) -
     sentences = findings(main_table(boosted))
     assert any("no ceiling" in s and "`clip`" in s for s in sentences)
     assert all(s.startswith("(not assessable") for s in sentences if "Target" in s)
+
+
+def test_depth_table_keeps_backbone_and_projection_apart(probe_run: Path, report_dir: Path) -> None:
+    table = pd.read_parquet(probe_run / "probes.parquet")
+    depths = depth_table(table)
+    assert "supervised" not in depths.index  # one depth only: nothing to compare
+    clip = table[(table["objective"] == "clip") & (table["group"] == "U1")]
+    per_cell = clip.groupby(["task", "probe", "depth"])["survival"].mean()
+    for depth in ("backbone", "projection"):
+        expected = per_cell.xs(depth, level="depth").max()
+        assert depths.loc["clip", f"U1 {depth}"] == pytest.approx(expected)
+    assert "## Backbone and projection space" in (report_dir / "report.md").read_text()
+    # A projection that keeps far less than the backbone is named in the findings.
+    dropped = table.copy()
+    aligned = (dropped["objective"] == "clip") & (dropped["depth"] == "projection")
+    lowered = depths.loc["clip", "U1 backbone"] - 0.5
+    dropped.loc[aligned & (dropped["group"] == "U1"), "survival"] = lowered
+    sentences = depth_findings(depth_table(dropped))
+    assert any(s.startswith("U1") and "`clip`'s projection" in s for s in sentences)

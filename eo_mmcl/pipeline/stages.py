@@ -26,6 +26,8 @@ log = logging.getLogger("eo_mmcl.pipeline")
 
 #: Marker of a finished objective inside ``train/<objective>/`` (a killed stage skips them).
 OBJECTIVE_DONE = "objective_done.json"
+#: The checkpoint with the best validation loss, copied under a fixed name for later stages.
+BEST_CHECKPOINT = "best.ckpt"
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,16 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
             if k.endswith("loss")
         }
         summary[objective] = {"epochs": cli.trainer.current_epoch, **metrics}
+        callback = cli.trainer.checkpoint_callback
+        best_path = getattr(callback, "best_model_path", "")  # a ModelCheckpoint's, if any
+        best = Path(best_path) if best_path else None
+        if best is not None and best.is_file():
+            # Later stages read the epoch with the best validation loss (early stopping
+            # without cutting the run short: the supervised oracle overfits a small train
+            # split long before the last epoch); `last.ckpt` stays for resuming.
+            with atomic_output(out_dir / "checkpoints" / BEST_CHECKPOINT) as tmp:
+                shutil.copyfile(best, tmp)
+            summary[objective]["best_epoch_file"] = best.name
         with atomic_output(done) as tmp:
             tmp.write_text(
                 json.dumps({"fingerprint": ctx.fingerprint, "summary": summary[objective]})
@@ -262,7 +274,7 @@ def run_report(ctx: StageContext) -> dict[str, Any]:
 
 
 def checkpoints(train_dir: Path, objectives: list[str]) -> dict[str, Path]:
-    """The last checkpoint of every trained objective.
+    """The checkpoint each trained objective hands on: best validation loss, else the last.
 
     Args:
         train_dir: The train stage's folder.
@@ -271,7 +283,12 @@ def checkpoints(train_dir: Path, objectives: list[str]) -> dict[str, Path]:
     Returns:
         ``{objective: path}``.
     """
-    return {o: train_dir / o / "checkpoints" / "last.ckpt" for o in objectives}
+    out = {}
+    for objective in objectives:
+        folder = train_dir / objective / "checkpoints"
+        best = folder / BEST_CHECKPOINT
+        out[objective] = best if best.is_file() else folder / "last.ckpt"
+    return out
 
 
 def outputs_of(stage: str, ctx: StageContext) -> list[Path]:

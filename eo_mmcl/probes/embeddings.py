@@ -225,6 +225,76 @@ def read_embedding_table(path: str | Path, store_index: np.ndarray) -> np.ndarra
     return np.stack([np.asarray(rows[int(s)], dtype=np.float32) for s in store_index])
 
 
+@dataclass(frozen=True)
+class EmbeddingTable:
+    """One per-chip embedding table found in an embeddings folder.
+
+    Args:
+        path: The GeoParquet file.
+        name: Row name in the probe table (``<objective> (table)`` or
+            ``<objective>:<key> (table)``).
+        architecture: The objective it came from.
+        depth: ``backbone`` or ``projection``.
+    """
+
+    path: Path
+    name: str
+    architecture: str
+    depth: str
+
+
+def find_embedding_tables(embeddings_dir: str | Path) -> list[EmbeddingTable]:
+    """Per-chip embedding tables in a folder, in either of the product's two formats.
+
+    - ``<objective>__<depth>.parquet`` directly in the folder: what ``eo-mmcl probe`` writes
+      under ``PROBE_DIR/embeddings``;
+    - ``chips_<objective>_<key>.parquet`` anywhere below it: what ``eo-mmcl embed`` writes
+      beside the rasters (so the embed stage's folder, one subfolder per objective, can be
+      given as is). Keys starting with ``proj`` are the projection depth, the others the
+      backbone depth.
+
+    Args:
+        embeddings_dir: The folder.
+
+    Returns:
+        The tables, sorted by path.
+
+    Raises:
+        SourceError: If the folder is missing, holds no table, or a ``__`` table names an
+            unknown depth.
+    """
+    from eo_mmcl.tasks import OBJECTIVES  # the names an export table can start with
+
+    folder = Path(embeddings_dir)
+    if not folder.is_dir():
+        raise SourceError(f"{folder}: embeddings folder not found")
+    tables: list[EmbeddingTable] = []
+    for path in sorted(folder.glob("*__*.parquet")):
+        name, _, depth = path.stem.partition("__")
+        if depth not in DEPTHS:
+            raise SourceError(
+                f"{path}: embedding tables must be named <objective>__<depth>.parquet with "
+                f"depth in {DEPTHS}"
+            )
+        tables.append(EmbeddingTable(path, f"{name} (table)", name, depth))
+    # Longest names first: `cross_self` must not be read as objective `cross`, key `self_...`.
+    known = sorted(OBJECTIVES, key=len, reverse=True)
+    for path in sorted(folder.rglob("chips_*.parquet")):
+        rest = path.stem.removeprefix("chips_")
+        objective = next((o for o in known if rest.startswith(f"{o}_")), None)
+        if objective is None:
+            continue  # not an export table of a known objective
+        key = rest.removeprefix(f"{objective}_")
+        depth = "projection" if key.startswith("proj") else "backbone"
+        tables.append(EmbeddingTable(path, f"{objective}:{key} (table)", objective, depth))
+    if not tables:
+        raise SourceError(
+            f"{folder}: no embedding table (<objective>__<depth>.parquet, or the "
+            "chips_<objective>_<key>.parquet that `eo-mmcl embed` writes)"
+        )
+    return tables
+
+
 #: Objective name of the hand-crafted reference: per-band statistics of each chip.
 BAND_STATISTICS = "band-stats"
 

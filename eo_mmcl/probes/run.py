@@ -29,6 +29,7 @@ from eo_mmcl.probes.embeddings import (
     ChipEmbeddings,
     band_statistics,
     extract_embeddings,
+    find_embedding_tables,
     load_objective,
     random_init_like,
     read_embedding_table,
@@ -139,9 +140,8 @@ def _fingerprint(
         stat = path.stat()
         parts.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
     if embeddings_dir is not None:
-        parts += sorted(
-            [str(p), p.stat().st_mtime_ns] for p in Path(embeddings_dir).glob("*.parquet")
-        )
+        tables = find_embedding_tables(embeddings_dir)
+        parts += [[str(t.path), t.path.stat().st_mtime_ns] for t in tables]
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -400,21 +400,16 @@ def run_probes(
         log(f"probing {BAND_STATISTICS}")
         probe(band_statistics(chips, store_index), 0, "", seeds)
     if embeddings_dir is not None:
-        for table_path in sorted(Path(embeddings_dir).glob("*.parquet")):
-            name, sep, depth = table_path.stem.partition("__")
-            if not sep or depth not in DEPTHS:
-                raise SourceError(
-                    f"{table_path}: embedding tables must be named <objective>__<depth>.parquet "
-                    f"with depth in {DEPTHS}"
-                )
+        for found in find_embedding_tables(embeddings_dir):
             emb = ChipEmbeddings(
-                objective=f"{name} (table)",
-                architecture=name,
-                source=str(table_path),
+                objective=found.name,
+                architecture=found.architecture,
+                source=str(found.path),
                 store_index=store_index,
-                pooled={depth: read_embedding_table(table_path, store_index)},
-                keys={depth: "embedding"},
+                pooled={found.depth: read_embedding_table(found.path, store_index)},
+                keys={found.depth: "embedding"},
             )
+            log(f"probing {found.name}")
             probe(emb, 0, "", seeds)
     # Random-init floors: weights drawn per seed, so their spread includes the draw.
     floor_names = {objective for _, objective in floors.values()}

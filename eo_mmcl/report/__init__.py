@@ -1,6 +1,21 @@
 """The report of a probe run: main table, findings, plots and maps, as Markdown and HTML."""
 
 from eo_mmcl.report.render import build_report
-from eo_mmcl.report.tables import MainTable, findings, format_main, main_table
+from eo_mmcl.report.tables import (
+    MainTable,
+    depth_findings,
+    depth_table,
+    findings,
+    format_main,
+    main_table,
+)
 
-__all__ = ["MainTable", "build_report", "findings", "format_main", "main_table"]
+__all__ = [
+    "MainTable",
+    "build_report",
+    "depth_findings",
+    "depth_table",
+    "findings",
+    "format_main",
+    "main_table",
+]

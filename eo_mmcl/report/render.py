@@ -27,6 +27,8 @@ from eo_mmcl.probes.tasks import GROUP_NAMES
 from eo_mmcl.report import plots
 from eo_mmcl.report.tables import (
     best_choice_table,
+    depth_findings,
+    depth_table,
     findings,
     format_main,
     main_table,
@@ -179,6 +181,7 @@ def build_report(probe_dir: str | Path, out_dir: str | Path) -> Path:
     table = pd.read_parquet(src / PROBE_TABLE)
     meta = json.loads((src / META_FILE).read_text()) if (src / META_FILE).exists() else {}
     main = main_table(table)
+    depths = depth_table(table)
     figures = out / FIGURES
     blocks: list[Block] = [
         Block("h1", "What survives in the embeddings"),
@@ -197,7 +200,14 @@ def build_report(probe_dir: str | Path, out_dir: str | Path) -> Path:
         Block("p", "Where each cell comes from (task / probe / depth):"),
         Block("table", best_choice_table(main)),
         Block("h2", "Findings"),
-        Block("list", findings(main)),
+        Block("list", findings(main) + depth_findings(depths)),
+        Block("h2", "Backbone and projection space"),
+        Block(
+            "p",
+            "Best mean survival per group at each depth: pooled backbone features, and the "
+            "projection (the space the loss aligns). The main table takes the better of the two.",
+        ),
+        Block("table", depths.map(lambda v: f"{v:.2f}" if np.isfinite(v) else "n/a")),
     ]
     bars = plots.survival_bars(main, figures / "survival.png")
     blocks += [Block("h2", "Survival per group"), Block("image", bars, "survival per group")]

@@ -91,6 +91,66 @@ def main_table(table: pd.DataFrame) -> MainTable:
     )
 
 
+#: How much lower a group's survival in the projection space must be than in the backbone
+#: (beyond seed noise) for the findings to say that the aligned space dropped it.
+DEPTH_GAP = 0.1
+
+
+def depth_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Best mean survival per objective, group and depth (backbone vs projection space).
+
+    Alignment acts on the projection; the backbone below it may still hold what the
+    projection dropped. The main table takes the best depth, this one keeps them apart.
+
+    Args:
+        table: The tidy probe table.
+
+    Returns:
+        Objectives (with both depths) in rows; columns ``"<group> backbone"`` and
+        ``"<group> projection"``; cells the best mean survival over (task, probe) at that depth.
+    """
+    summary = summarise(table)
+    best = (
+        summary.dropna(subset=["survival_mean"])
+        .groupby(["objective", "group", "depth"])["survival_mean"]
+        .max()
+        .unstack(["group", "depth"])
+    )
+    groups = [g for g in GROUPS if g in set(table["group"])]
+    columns = [(g, d) for g in groups for d in ("backbone", "projection") if (g, d) in best]
+    both = summary.groupby("objective")["depth"].nunique() > 1
+    rows = [o for o in objective_order(list(dict.fromkeys(table["objective"]))) if both.get(o)]
+    out = best.reindex(index=rows, columns=pd.MultiIndex.from_tuples(columns))
+    out.columns = [f"{g} {d}" for g, d in columns]
+    out.index.name = "objective"
+    return out
+
+
+def depth_findings(depths: pd.DataFrame) -> list[str]:
+    """Sentences where a trained objective's projection keeps clearly less than its backbone.
+
+    Args:
+        depths: Output of :func:`depth_table`.
+
+    Returns:
+        Sentences.
+    """
+    sentences = []
+    for objective in trained_objectives(depths.index):
+        for group in GROUPS:
+            low, high = f"{group} projection", f"{group} backbone"
+            if low not in depths or high not in depths:
+                continue
+            proj, back = _num(depths, objective, low), _num(depths, objective, high)
+            if np.isfinite(proj) and np.isfinite(back) and back - proj > DEPTH_GAP:
+                sentences.append(
+                    f"{group} ({GROUP_NAMES.get(group, group)}): `{objective}`'s projection "
+                    f"(aligned) space keeps {proj:.2f}, its backbone {back:.2f}: the loss's "
+                    "space dropped what the layers below it still hold."
+                )
+    return sentences
+
+
 def _num(frame: pd.DataFrame, row: object, column: object) -> float:
     """One cell as a float (pandas' stubs type cells as any scalar)."""
     value: Any = frame.at[row, column]
