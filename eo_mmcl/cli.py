@@ -568,28 +568,48 @@ def study_misalignment(
         ),
     ] = "cloud-fraction",
     values: Annotated[str, typer.Option(help="Comma-separated knob values.")] = "0,0.3,0.6",
+    pipeline: Annotated[
+        Path, typer.Option(help="Base pipeline: every value runs it with the knob set.")
+    ] = Path("pipelines/demo.yaml"),
     objectives: Annotated[
-        str, typer.Option(help="Comma-separated objectives (supervised is always added).")
-    ] = "clip,cross_self,coral",
-    epochs: Annotated[int, typer.Option(help="Training epochs per objective.")] = 10,
-    size: Annotated[int, typer.Option(help="Scene size in pixels.")] = 512,
-    scenes: Annotated[int, typer.Option(help="Scene pairs per value.")] = 2,
-    seeds: Annotated[int, typer.Option(help="Probe seeds.")] = 3,
-    configs: Annotated[Path, typer.Option(help="Training configs folder.")] = Path(
-        "pipelines/configs"
-    ),
+        str | None,
+        typer.Option(
+            help="Comma-separated objectives (supervised is always added) [default: the "
+            "pipeline's]."
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Training epochs per objective [default: the pipeline's].")
+    ] = None,
+    size: Annotated[
+        int | None, typer.Option(help="Scene size in pixels [default: the pipeline's].")
+    ] = None,
+    scenes: Annotated[
+        int | None, typer.Option(help="Scene pairs per value [default: the pipeline's].")
+    ] = None,
+    seeds: Annotated[
+        int | None, typer.Option(help="Probe seeds [default: the pipeline's].")
+    ] = None,
+    configs: Annotated[
+        Path | None, typer.Option(help="Training configs folder [default: the pipeline's].")
+    ] = None,
 ) -> None:
-    """Run simulate -> tile -> train -> probe over a sweep of one knob; plot survival against it.
+    """Run the pipeline over a sweep of one simulator knob; plot survival against it.
 
-    Writes OUTPUT/<knob>=<value>/ per value, OUTPUT/study.parquet and study.csv (best probe's
-    survival per objective, group and value) and OUTPUT/study.png. Resumes where it stopped.
+    Every value runs the base pipeline's simulate -> catalog -> tile -> train -> probe stages
+    in OUTPUT/<knob>=<value>/ (manifests, resume), with the knob set. Writes
+    OUTPUT/study.parquet and study.csv (best probe's survival per objective, group and value)
+    and OUTPUT/study.png. Resumes where it stopped.
     """
     from eo_mmcl.probes.study import StudyConfig, parse_values, run_misalignment_study
 
     config = StudyConfig(
         knob=knob,
         values=tuple(parse_values(values)),
-        objectives=tuple(o.strip() for o in objectives.split(",") if o.strip()),
+        pipeline=pipeline,
+        objectives=(
+            tuple(o.strip() for o in objectives.split(",") if o.strip()) if objectives else None
+        ),
         epochs=epochs,
         size=size,
         scenes=scenes,

@@ -9,11 +9,13 @@ import pandas as pd
 import pytest
 import torch
 import torch.nn.functional as F
+import yaml
 from sklearn.pipeline import Pipeline
 from typer.testing import CliRunner
 
 from eo_mmcl.cli import app
 from eo_mmcl.errors import ConfigError, SourceError
+from eo_mmcl.pipeline import load_pipeline_config
 from eo_mmcl.probes import (
     ProbeConfig,
     add_survival,
@@ -301,20 +303,48 @@ def test_study_rejects_bad_knobs_and_values(tmp_path: Path) -> None:
     assert bad_values.exit_code == 2 and "[0, 1]" in bad_values.output
 
 
+def test_study_builds_each_value_from_the_base_pipeline(tmp_path: Path) -> None:
+    from eo_mmcl.probes.study import StudyConfig
+
+    repo = Path(__file__).resolve().parents[1]
+    config = StudyConfig(knob="change-fraction", values=(0.2,), epochs=3, seeds=2, scenes=1)
+    pipeline = config.pipeline_for(0.2, tmp_path / "v")
+    demo = load_pipeline_config(repo / "pipelines" / "demo.yaml")
+    assert pipeline.simulate is not None and demo.simulate is not None
+    assert pipeline.simulate.change_fraction == 0.2 and pipeline.simulate.scenes == 1
+    assert pipeline.simulate.size == demo.simulate.size  # not overridden: the base's
+    assert pipeline.train.max_epochs == 3 and pipeline.probe.config.seeds == 2
+    assert pipeline.train.args == demo.train.args  # the demo's backbone, unchanged
+    assert pipeline.train.objectives[0] == "supervised"
+    assert pipeline.stages == ["simulate", "catalog", "tile", "train", "probe"]
+    assert pipeline.run_dir == tmp_path / "v"
+    with pytest.raises(ConfigError, match=r"train\.max_epochs"):
+        StudyConfig(epochs=0).pipeline_for(0.0, tmp_path / "w")
+
+
 @pytest.mark.slow
 def test_misalignment_study_sweeps_a_knob(tmp_path: Path) -> None:
     from eo_mmcl.probes.study import StudyConfig, run_misalignment_study
 
     repo = Path(__file__).resolve().parents[1]
+    tree = yaml.safe_load((repo / "tests" / "conf" / "pipeline_tiny.yaml").read_text())
+    tree["train"]["configs"] = str(repo / "pipelines" / "configs")
+    tree["probe"] = {"config": {"probes": ["linear"]}}
+    base = tmp_path / "base.yaml"
+    base.write_text(yaml.safe_dump(tree))
     config = StudyConfig(
-        knob="cloud-fraction", values=(0.0, 0.4), objectives=("clip",), epochs=1, size=384,
-        scenes=1, seeds=1, split_block=2, max_cloud=0.3, configs_dir=repo / "pipelines" / "configs",
-    )  # fmt: skip
-    table = run_misalignment_study(tmp_path, config)
+        knob="cloud-fraction", values=(0.0, 0.4), pipeline=base, objectives=("clip",), seeds=1
+    )
+    table = run_misalignment_study(tmp_path / "study", config)
     assert set(table["value"]) == {0.0, 0.4}
     assert {"supervised", "clip", "random-init"} <= set(table["objective"])
-    assert (tmp_path / "study.png").stat().st_size > 1000
-    assert (tmp_path / "study.parquet").exists()
+    assert (tmp_path / "study" / "study.png").stat().st_size > 1000
+    assert (tmp_path / "study" / "study.parquet").exists()
+    # Each value is a pipeline run folder with manifests: a second study call redoes nothing.
+    manifest = tmp_path / "study" / "cloud-fraction=0.4" / "train" / "stage_manifest.json"
+    before = manifest.stat().st_mtime_ns
+    run_misalignment_study(tmp_path / "study", config)
+    assert manifest.stat().st_mtime_ns == before
 
 
 @pytest.mark.realdata

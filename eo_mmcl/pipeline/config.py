@@ -238,10 +238,27 @@ def load_pipeline_config(path: str | Path) -> PipelineConfig:
         raise ConfigError(f"{path}: not valid YAML ({err})") from err
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping of sections, got {type(raw).__name__}")
+    return validate_pipeline(raw, str(path))
+
+
+def validate_pipeline(raw: dict[str, Any], origin: str) -> PipelineConfig:
+    """Validate a pipeline given as a mapping (a parsed file, or one built by a study).
+
+    Args:
+        raw: The sections.
+        origin: What to name in errors (the file, or the file and what changed it).
+
+    Returns:
+        The validated config.
+
+    Raises:
+        ConfigError: If any key is unknown, of the wrong type or refused, with ``origin`` and
+            every offending key's path.
+    """
     try:
         return PipelineConfig.model_validate(raw)
     except ValidationError as err:
         problems = "; ".join(
             f"{_key_path(e['loc'])}: {e['msg'].removeprefix('Value error, ')}" for e in err.errors()
         )
-        raise ConfigError(f"{path}: {problems}") from err
+        raise ConfigError(f"{origin}: {problems}") from err

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.io.atomic import atomic_output
-from eo_mmcl.probes.run import ProbeConfig, run_probes
+from eo_mmcl.pipeline.config import PipelineConfig, load_pipeline_config, validate_pipeline
+from eo_mmcl.probes.run import PROBE_TABLE
 from eo_mmcl.probes.survival import best_per_group, summarise
 
 #: Knobs a misalignment study can sweep: the simulator field and the bias it stands for.
@@ -22,117 +23,133 @@ KNOBS = {
 STUDY_TABLE = "study.parquet"
 
 
+#: Stages a study runs per knob value (no rasters: the probes read the chip store).
+STUDY_STAGES = ("simulate", "catalog", "tile", "train", "probe")
+
+
 @dataclass
 class StudyConfig:
-    """A sweep of one simulator knob.
+    """A sweep of one simulator knob over a base pipeline.
+
+    Every value runs the base pipeline (``eo-mmcl run``'s stages, manifests and resume) with
+    the knob set, so a study uses exactly the demo's (or any pipeline's) backbone, chips and
+    probes; the options below override the base where given.
 
     Args:
         knob: ``cloud-fraction`` or ``change-fraction``.
         values: Knob values.
-        objectives: Objectives to train (``supervised`` is added: it is the oracle).
-        epochs: Training epochs per objective.
-        size: Scene size in pixels.
-        scenes: Scene pairs per value.
-        chip_size: Chip size in pixels.
-        split_block: Side of a split block in chips (small scenes need small blocks so that
-            every split gets chips).
-        max_cloud: Largest cloud fraction of a kept chip (the tiler's selection).
-        seeds: Probe seeds.
-        configs_dir: Folder of the training configs (``pipelines/configs``).
+        pipeline: Base pipeline file (``pipelines/demo.yaml`` by default); it must simulate.
+        objectives: Objectives to train (``supervised`` is added: it is the oracle); None:
+            the base's.
+        epochs: Training epochs per objective; None: the base's.
+        size: Scene size in pixels; None: the base's.
+        scenes: Scene pairs per value; None: the base's.
+        seeds: Probe seeds; None: the base's.
+        configs_dir: Folder of the training configs; None: the base's.
     """
 
     knob: str = "cloud-fraction"
     values: tuple[float, ...] = (0.0, 0.3, 0.6)
-    objectives: tuple[str, ...] = ("clip", "cross_self", "coral")
-    epochs: int = 10
-    size: int = 512
-    scenes: int = 2
-    chip_size: int = 32
-    split_block: int = 4
-    max_cloud: float = 0.1
-    seeds: int = 3
-    configs_dir: Path = Path("pipelines/configs")
+    pipeline: Path = Path("pipelines/demo.yaml")
+    objectives: tuple[str, ...] | None = None
+    epochs: int | None = None
+    size: int | None = None
+    scenes: int | None = None
+    seeds: int | None = None
+    configs_dir: Path | None = None
 
     def __post_init__(self) -> None:
         if self.knob not in KNOBS:
             raise ConfigError(f"unknown knob {self.knob!r}; expected one of {sorted(KNOBS)}")
         if not self.values:
             raise ConfigError("give at least one knob value")
-        for objective in ("supervised", *self.objectives):
-            if not (self.configs_dir / f"{objective}.yaml").exists():
-                raise ConfigError(f"{self.configs_dir}: no training config {objective}.yaml")
+
+    def pipeline_for(self, value: float, run_dir: Path) -> PipelineConfig:
+        """The base pipeline with the knob set to ``value``, the overrides, and ``run_dir``.
+
+        Args:
+            value: The knob value.
+            run_dir: Run folder of this value.
+
+        Returns:
+            The validated pipeline config.
+
+        Raises:
+            ConfigError: If the base file is invalid or has no simulate section, or an
+                override is refused (with the key's path, as ``eo-mmcl run`` reports it).
+        """
+        base = load_pipeline_config(self.pipeline)
+        if base.simulate is None:
+            raise ConfigError(f"{self.pipeline}: a study sweeps the simulator; no simulate section")
+        raw: dict[str, Any] = base.model_dump(mode="json")
+        raw["name"] = f"{base.name}-{self.knob}={value:g}"
+        raw["run_dir"] = str(run_dir)
+        raw["stages"] = list(STUDY_STAGES)
+        raw["simulate"][KNOBS[self.knob][0]] = value
+        for key, override in (("size", self.size), ("scenes", self.scenes)):
+            if override is not None:
+                raw["simulate"][key] = override
+        train = raw["train"]
+        if self.objectives is not None:
+            train["objectives"] = ["supervised", *[o for o in self.objectives if o != "supervised"]]
+        elif "supervised" not in train["objectives"]:
+            train["objectives"] = ["supervised", *train["objectives"]]
+        if self.epochs is not None:
+            train["max_epochs"] = self.epochs
+        if self.configs_dir is not None:
+            train["configs"] = str(self.configs_dir)
+        train["objective_args"] = {
+            o: a for o, a in train["objective_args"].items() if o in train["objectives"]
+        }
+        if self.seeds is not None:
+            raw["probe"]["config"]["seeds"] = self.seeds
+        return validate_pipeline(raw, f"{self.pipeline} with the study's overrides")
 
 
 def run_misalignment_study(
-    out_dir: str | Path, config: StudyConfig, log: Callable[[str], None] = lambda m: None
+    out_dir: str | Path,
+    config: StudyConfig,
+    log: Callable[[str], None] = lambda m: None,
+    base: Path | None = None,
 ) -> pd.DataFrame:
-    """Simulate, tile, train, probe for every knob value; tabulate and plot survival.
+    """Run the base pipeline for every knob value; tabulate and plot survival.
 
-    Every value gets its own folder ``<knob>=<value>/`` (scenes, catalog, chips, train,
-    probes); each stage is skipped where its output is already complete, so a killed study
-    resumes. Writes ``study.parquet``/``study.csv`` (best probe's mean survival per objective,
-    group and value) and ``study.png``.
+    Every value gets its own run folder ``<knob>=<value>/`` with the pipeline's stage folders
+    (``simulate/``, ``catalog/``, ``tile/``, ``train/``, ``probe/``) and manifests, so a killed
+    study resumes and a finished value is skipped. Writes ``study.parquet``/``study.csv``
+    (best probe's mean survival per objective, group and value) and ``study.png``.
 
     Args:
         out_dir: Study folder.
         config: The sweep.
         log: Progress messages.
+        base: Folder the pipeline's relative paths resolve against (default: the working
+            directory, as for ``eo-mmcl run``).
 
     Returns:
         The study table.
-    """
-    from eo_mmcl.catalog import build_catalog, folder_source
-    from eo_mmcl.simulate import SimulationConfig, simulate_scenes
-    from eo_mmcl.tasks.train import run_training
-    from eo_mmcl.tiling import TileConfig, tile_catalog
 
-    out = Path(out_dir)
-    field, bias = KNOBS[config.knob]
+    Raises:
+        ConfigError: If the base pipeline or an override is invalid (before any work).
+    """
+    from eo_mmcl.pipeline import run_pipeline
+
+    out = Path(out_dir).resolve()
+    _, bias = KNOBS[config.knob]
+    # Every value's config is validated (paths included) before the first one runs.
+    runs = {v: config.pipeline_for(v, out / f"{config.knob}={v:g}") for v in config.values}
+    for pipeline in runs.values():
+        pipeline.check_paths(base or Path.cwd())
     frames = []
-    objectives = ("supervised", *[o for o in config.objectives if o != "supervised"])
-    for value in config.values:
-        root = out / f"{config.knob}={value:g}"
-        log(f"{config.knob}={value:g}: simulate, catalog, tile")
-        sim = SimulationConfig(size=config.size, seed=0, scenes=config.scenes)
-        if field == "cloud_fraction":
-            sim = dataclasses.replace(sim, cloud_fraction=value)
-        else:
-            sim = dataclasses.replace(sim, change_fraction=value)
-        simulate_scenes(root / "scenes", sim, show_progress=False)
-        if not (root / "catalog" / "pairs.parquet").exists():
-            build_catalog([folder_source(root / "scenes")], root / "catalog", show_progress=False)
-        tile_catalog(
-            root / "catalog",
-            root / "chips",
-            TileConfig(
-                chip_size=config.chip_size,
-                split_block=config.split_block,
-                max_cloud=config.max_cloud,
-            ),
-            workers=0,
-            show_progress=False,
-        )
-        checkpoints = []
-        for objective in objectives:
-            ckpt_dir = root / "train" / objective / "checkpoints"
-            if not (ckpt_dir / "last.ckpt").exists():
-                log(f"{config.knob}={value:g}: train {objective}")
-                run_training(
-                    ["--config", str(config.configs_dir / f"{objective}.yaml"),
-                     "--data.chips_dir", str(root / "chips"),
-                     "--trainer.max_epochs", str(config.epochs),
-                     "--trainer.default_root_dir", str(root / "train" / objective),
-                     "--trainer.logger", "false",
-                     "--trainer.enable_progress_bar", "false",
-                     "--trainer.callbacks.dirpath", str(ckpt_dir),
-                     "--data.batch_size", "32"]
-                )  # fmt: skip
-            checkpoints.append(ckpt_dir / "last.ckpt")
-        log(f"{config.knob}={value:g}: probe")
-        run = run_probes(
-            root / "chips", checkpoints, root / "probes", ProbeConfig(seeds=config.seeds)
-        )
-        best = best_per_group(summarise(run.table))
+    for value, pipeline in runs.items():
+        log(f"{config.knob}={value:g}: {' -> '.join(pipeline.stages)} in {pipeline.run_dir}")
+        run_pipeline(pipeline, base=base, show_progress=False)
+        table = pd.read_parquet(Path(pipeline.run_dir) / "probe" / PROBE_TABLE)
+        summary = summarise(table)
+        # Every objective and group keeps a row, NaN where no ratio is defined (the oracle at
+        # chance): a missing point in the plot, not a value silently left out of the table.
+        pairs = summary[["objective", "group"]].drop_duplicates()
+        best = pairs.merge(best_per_group(summary), on=["objective", "group"], how="left")
         best.insert(0, "knob", config.knob)
         best.insert(1, "value", value)
         frames.append(best)
