@@ -232,7 +232,12 @@ def _checkpoint_info(path: Path, task: ObjectiveTask) -> dict[str, Any]:
     import torch
 
     raw = torch.load(path, map_location="cpu", weights_only=False)
-    hparams = {k: v for k, v in dict(task.hparams).items() if isinstance(v, int | float | str)}
+    # Scalars, and the timm arguments of the backbone (a dict) that a reader needs to rebuild it.
+    hparams = {
+        k: v
+        for k, v in dict(task.hparams).items()
+        if isinstance(v, int | float | str) or k == "backbone_kwargs"
+    }
     return {
         "path": str(path),
         "objective": task.objective,

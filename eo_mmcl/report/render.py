@@ -145,7 +145,10 @@ def _settings(meta: dict[str, Any], table: pd.DataFrame) -> list[str]:
         hp = ckpt.get("hparams", {})
         items.append(
             f"`{ckpt['objective']}`: `{ckpt['path']}`, epoch {ckpt['epoch']}, "
-            f"{ckpt['global_step']} steps, backbone {hp.get('backbone')}, lr {hp.get('lr')}"
+            f"{ckpt['global_step']} steps, backbone {hp.get('backbone')}"
+            + (f" `{json.dumps(hp['backbone_kwargs'])}`" if hp.get("backbone_kwargs") else "")
+            + (f", output stride {hp['output_stride']}" if hp.get("output_stride") else "")
+            + f", lr {hp.get('lr')}"
         )
     for scene in meta.get("simulator", []):
         knobs = scene.get("config", {})
