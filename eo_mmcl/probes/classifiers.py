@@ -1,7 +1,8 @@
 """Probes on frozen embeddings: linear, kNN and a per-pixel linear segmentation head.
 
 Every probe trains on the train split only, chooses its one hyperparameter (the inverse
-regularisation ``C`` or the neighbour count ``k``) on the validation split only, and is scored
+regularisation ``C``, the neighbour count ``k`` or the ridge penalty ``alpha``) on the
+validation split only, and is scored
 once on the test split. Scores: balanced accuracy (chip classification), mIoU (segmentation),
 mAP (multi-label). Chance levels are analytic, never fitted:
 
@@ -184,12 +185,12 @@ def _constant(
     return model, float(balanced_accuracy_score(yv, model.predict(xv)))
 
 
-def _fit_quietly(model: Any, x: np.ndarray, y: np.ndarray, **params: Any) -> None:
+def _fit_quietly(model: Any, x: np.ndarray, y: np.ndarray) -> None:
     # lbfgs may stop at max_iter on strongly regularised grids; the validation choice already
     # accounts for an under-fitted model, so the warning is noise here.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        model.fit(x, y, **params)
+        model.fit(x, y)
 
 
 def linear_probe(
