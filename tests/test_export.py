@@ -350,7 +350,7 @@ def test_kill_and_resume(world: dict[str, Path], exported: Path, monkeypatch, tm
 
 
 def test_checkpoint_bands_must_match_the_rasters(world: dict[str, Path], tmp_path: Path) -> None:
-    checkpoint = torch.load(world["ckpt"], weights_only=False)
+    checkpoint = torch.load(world["ckpt"], weights_only=True)
     checkpoint["eo_mmcl"]["bands"]["s2"] = [*checkpoint["eo_mmcl"]["bands"]["s2"][:-1], "B99"]
     bad = tmp_path / "bad.ckpt"
     torch.save(checkpoint, bad)

@@ -118,7 +118,7 @@ def test_short_clip_training_lowers_the_loss(trained) -> None:
 
 def test_checkpoint_keeps_config_bands_and_normalisation(trained, chips_dir: Path) -> None:
     _, root = trained
-    checkpoint = torch.load(root / "checkpoints" / "last.ckpt", weights_only=False)
+    checkpoint = torch.load(root / "checkpoints" / "last.ckpt", weights_only=True)
     meta = checkpoint["eo_mmcl"]
     assert meta["objective"] == "clip"
     assert meta["bands"]["s2"][:2] == ["B01", "B02"] and meta["bands"]["s1"] == ["VV", "VH"]
@@ -132,13 +132,14 @@ def test_checkpoint_reloads_in_a_fresh_process(trained, chips_dir: Path, tmp_pat
     torch.manual_seed(0)
     batch = {"image_s1": torch.randn(4, 2, 32, 32), "image_s2": torch.randn(4, 12, 32, 32)}
     torch.save(batch, tmp_path / "batch.pt")
-    model = CLIPTask.load_from_checkpoint(root / "checkpoints" / "last.ckpt").eval()
+    last = root / "checkpoints" / "last.ckpt"
+    model = CLIPTask.load_from_checkpoint(last, weights_only=True).eval()
     with torch.no_grad():
         expected = model.embed(batch)["proj_joint"].numpy()
     code = (
         "import numpy as np, torch\n"
         "from eo_mmcl.tasks import CLIPTask\n"
-        f"m = CLIPTask.load_from_checkpoint({str(root / 'checkpoints' / 'last.ckpt')!r}).eval()\n"
+        f"m = CLIPTask.load_from_checkpoint({str(last)!r}, weights_only=True).eval()\n"
         f"b = torch.load({str(tmp_path / 'batch.pt')!r})\n"
         "with torch.no_grad():\n"
         f"    np.save({str(tmp_path / 'out.npy')!r}, m.embed(b)['proj_joint'].numpy())\n"

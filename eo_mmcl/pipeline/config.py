@@ -170,6 +170,7 @@ class PipelineConfig(_Section):
 
         Raises:
             ConfigError: Naming the key and the missing path.
+            SourceError: If a checkpoint of ``embed.checkpoints`` is unusable or unsafe.
         """
         if self.simulate is None and not self.catalog.sources and "catalog" in self.stages:
             raise ConfigError("catalog.sources: no sources and no simulate section")
@@ -185,9 +186,14 @@ class PipelineConfig(_Section):
             if unknown:
                 raise ConfigError(f"train.objective_args: objectives {unknown} are not trained")
         if "embed" in self.stages:
+            from eo_mmcl.tasks.checkpoint import checkpoint_meta  # torch: only when needed
+
             for name, path in self.embed.checkpoints.items():
                 if not (base / path).is_file():
                     raise ConfigError(f"embed.checkpoints.{name}: {path} does not exist")
+                # Read with the weights-only unpickler before any stage runs: a checkpoint
+                # that is no eo_mmcl checkpoint, or could run code, stops the run here.
+                checkpoint_meta(base / path)
             trained = set(self.train.objectives) if "train" in self.stages else set()
             available = trained | set(self.embed.checkpoints)
             missing = sorted(set(self.embed_objectives()) - available)

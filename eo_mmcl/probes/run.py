@@ -38,6 +38,7 @@ from eo_mmcl.probes.embeddings import (
 from eo_mmcl.probes.survival import MIN_ORACLE_MARGIN, ORACLE, add_survival
 from eo_mmcl.probes.tasks import ChipLabels, load_chip_labels
 from eo_mmcl.tasks import ObjectiveTask
+from eo_mmcl.tasks.checkpoint import read_checkpoint
 
 PROBES = ("linear", "knn", "segmentation")
 PROBE_TABLE = "probes.parquet"
@@ -229,9 +230,7 @@ def _weights_hash(task: ObjectiveTask) -> str:
 
 
 def _checkpoint_info(path: Path, task: ObjectiveTask) -> dict[str, Any]:
-    import torch
-
-    raw = torch.load(path, map_location="cpu", weights_only=False)
+    raw = read_checkpoint(path)
     # Scalars, and the timm arguments of the backbone (a dict) that a reader needs to rebuild it.
     hparams = {
         k: v

@@ -14,6 +14,7 @@ from eo_mmcl import __version__
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.losses import LossOutput
 from eo_mmcl.models import PairedEncoder, ProjectionHead, build_paired_encoder
+from eo_mmcl.tasks.plain import plain
 from eo_mmcl.tasks.views import PairedViews
 
 
@@ -228,12 +229,13 @@ class ObjectiveTask(LightningModule):
         }
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Store what later stages need to use the encoders (bands, normalisation)."""
-        checkpoint["eo_mmcl"] = {
-            "objective": self.objective,
-            "version": __version__,
-            **self.data_meta,
-        }
+        """Store what later stages need to use the encoders (bands, normalisation).
+
+        As plain types only, so that the checkpoint loads with ``weights_only=True``.
+        """
+        checkpoint["eo_mmcl"] = plain(
+            {"objective": self.objective, "version": __version__, **self.data_meta}
+        )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Restore the band lists and normalisation."""

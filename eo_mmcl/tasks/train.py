@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import warnings
 from collections.abc import Sequence
 from typing import Any
@@ -11,6 +12,7 @@ from lightning.pytorch.cli import LightningCLI
 
 from eo_mmcl.datamodules import PairedS1S2DataModule
 from eo_mmcl.tasks.base import ObjectiveTask
+from eo_mmcl.tasks.checkpoint import read_checkpoint, refusal
 
 
 class TrainingCLI(LightningCLI):
@@ -36,6 +38,10 @@ class TrainingCLI(LightningCLI):
             trainer["precision"] = "bf16-mixed" if torch.cuda.is_available() else "32-true"
 
 
+#: ``--ckpt_path`` values that Lightning resolves to a file itself.
+_SYMBOLIC_CHECKPOINTS = ("last", "best", "hpc", "registry")
+
+
 def _pop_option(args: list[str], name: str) -> str | None:
     for i, arg in enumerate(args):
         if arg == name and i + 1 < len(args):
@@ -57,6 +63,10 @@ def run_training(args: Sequence[str]) -> TrainingCLI:
 
     Returns:
         The CLI, with its trainer and model after fitting.
+
+    Raises:
+        SourceError: If the checkpoint to resume from is missing, unreadable, or holds anything
+            but tensors and plain types.
     """
     arguments = list(args)
     ckpt_path = _pop_option(arguments, "--ckpt_path")
@@ -72,5 +82,13 @@ def run_training(args: Sequence[str]) -> TrainingCLI:
         args=arguments,
         run=False,
     )
-    cli.trainer.fit(cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path)
+    if ckpt_path is not None and ckpt_path not in _SYMBOLIC_CHECKPOINTS:
+        read_checkpoint(ckpt_path)  # refuses a missing file or one that could run code
+    try:
+        # Lightning resolves "last" itself; weights_only keeps its load from running code.
+        cli.trainer.fit(
+            cli.model, datamodule=cli.datamodule, ckpt_path=ckpt_path, weights_only=True
+        )
+    except pickle.UnpicklingError as err:
+        raise refusal(cli.trainer.ckpt_path or str(ckpt_path), err) from err
     return cli
