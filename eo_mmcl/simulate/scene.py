@@ -335,7 +335,11 @@ def _simulate_one(
             ds.write(sigma0, window=window)
             progress.advance(task)
 
-    sidecar = _sidecar(files, config, world, s2_grid, s1_grid, cloud_pixels)
+    signatures = {
+        "s2_reflectance": np.round(s2_model.parcel_reflectance(), 5).tolist(),
+        "s1_sigma0_db": np.round(s1_model.parcel_sigma0_db(), 4).tolist(),
+    }
+    sidecar = _sidecar(files, config, world, s2_grid, s1_grid, cloud_pixels, signatures)
     with atomic_output(files.sidecar) as tmp:
         tmp.write_text(json.dumps(sidecar, indent=1, sort_keys=True))
 
@@ -357,6 +361,7 @@ def _sidecar(
     s2_grid: RasterGrid,
     s1_grid: RasterGrid,
     cloud_pixels: int,
+    signatures: dict[str, Any],
 ) -> dict[str, Any]:
     attrs = world.attributes
     k = config.unique_classes
@@ -386,7 +391,8 @@ def _sidecar(
             "B01-B03 and B05 reflectance, never the backscatter",
             "s1_unique": "SAR-only attribute (soil moisture): raises VV (and VH less), never "
             "the optical spectrum",
-            "synergy": f"(s1_unique + s2_unique) mod {k}: independent of each alone",
+            "synergy": f"(s1_unique + s2_unique) mod {k}: independent of each alone"
+            + (" (XOR of two binary attributes, as in Trifeatures)" if k == 2 else ""),
             "landcover": "shared: changes both the spectrum and the backscatter",
         },
         "scale": {
@@ -412,5 +418,8 @@ def _sidecar(
             "synergy": attrs.synergy.tolist(),
             "brightness": np.round(attrs.brightness, 5).tolist(),
             "vigour": np.round(attrs.vigour, 5).tolist(),
+            # Noise-free signatures (no texture, noise, speckle or cloud): the probe stage's
+            # truth ceiling reads chips built from them.
+            **signatures,
         },
     }

@@ -68,6 +68,7 @@ class S2Model:
         # Cumulus fields: kilometre-scale blobs with a finer fringe.
         self.cloud_field = RandomFourierField(self.rng, 400.0, 6_000.0, n_waves=32)
         self.cloud_detail = RandomFourierField(self.rng, 60.0, 400.0)
+        self._parcels: np.ndarray | None = None
 
     def cloud_value(self, coords: MapCoordinates) -> np.ndarray:
         """Cloud field (higher = cloudier) at map coordinates."""
@@ -85,6 +86,21 @@ class S2Model:
         values = self.cloud_value(coords)
         self.cloud_threshold = float(np.quantile(values, 1.0 - self.cloud_fraction))
 
+    def parcel_reflectance(self) -> np.ndarray:
+        """Every parcel's noise-free reflectance: no texture, noise or cloud.
+
+        Returns:
+            (P, 12) float32 surface reflectance (0..1), parcels in world order.
+        """
+        attrs = self.world.attributes
+        lc = attrs.landcover_s2
+        gain = attrs.brightness[:, None] * (1.0 + attrs.band_jitter)
+        vigour = np.where(VEGETATED[lc], attrs.vigour, 0.0)[:, None]
+        gain *= 1.0 + S2_VIGOUR * vigour * VIGOUR_DIRECTION
+        level = unique_levels(attrs.s2_unique, self.world.unique_classes)[:, None]
+        gain *= 1.0 + self.unique_strength * level * OPTICAL_UNIQUE_DIRECTION
+        return (S2_CLASS_SPECTRA[lc] * gain).astype(np.float32)
+
     def render(
         self, coords: MapCoordinates, block_rng: np.random.Generator
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -98,17 +114,11 @@ class S2Model:
             ``(dn, parcel_ids, cloud_mask)``: uint16 reflectance x 10000 of shape (12, h, w),
             int32 parcel ids (h, w) and bool cloud mask (h, w).
         """
-        world, attrs = self.world, self.world.attributes
-        ids = world.parcel_ids(coords)
-        lc = attrs.landcover_s2[ids]
-        refl = S2_CLASS_SPECTRA[lc].astype(np.float32)  # (h, w, 12)
-        gain = attrs.brightness[ids][..., None] * (1.0 + attrs.band_jitter[ids])
-        vigour = np.where(VEGETATED[lc], attrs.vigour[ids], 0.0)[..., None]
-        gain *= 1.0 + S2_VIGOUR * vigour * VIGOUR_DIRECTION
-        level = unique_levels(attrs.s2_unique[ids], world.unique_classes)[..., None]
-        gain *= 1.0 + self.unique_strength * level * OPTICAL_UNIQUE_DIRECTION
-        gain *= 1.0 + S2_TEXTURE * coords.sample(self.texture)[..., None]
-        refl = refl * gain.astype(np.float32)
+        ids = self.world.parcel_ids(coords)
+        if self._parcels is None:
+            self._parcels = self.parcel_reflectance()
+        texture = 1.0 + S2_TEXTURE * coords.sample(self.texture)[..., None]
+        refl = self._parcels[ids] * texture.astype(np.float32)  # (h, w, 12)
         if self.noise > 0:
             refl += block_rng.normal(0.0, self.noise, size=refl.shape).astype(np.float32)
         cloud_value = self.cloud_value(coords)
@@ -139,6 +149,18 @@ class S1Model:
 
     def __post_init__(self) -> None:
         self.texture = RandomFourierField(self.rng, 40.0, self.world.parcel_spacing)
+        self._parcels: np.ndarray | None = None
+
+    def parcel_sigma0_db(self) -> np.ndarray:
+        """Every parcel's noise-free backscatter: no texture, speckle or noise floor.
+
+        Returns:
+            (P, 2) sigma0 in dB for (VV, VH), parcels in world order.
+        """
+        attrs = self.world.attributes
+        db = S1_CLASS_SIGMA0_DB[attrs.landcover_s1] + attrs.sar_jitter_db
+        level = unique_levels(attrs.s1_unique, self.world.unique_classes)[:, None]
+        return db + self.unique_strength_db * level * SAR_UNIQUE_DB_PER_UNIT
 
     def render(self, coords: MapCoordinates, block_rng: np.random.Generator) -> np.ndarray:
         """Render a block of pixels.
@@ -150,13 +172,10 @@ class S1Model:
         Returns:
             sigma0 in dB, float32, shape (2, h, w) for (VV, VH).
         """
-        world, attrs = self.world, self.world.attributes
-        ids = world.parcel_ids(coords)
-        lc = attrs.landcover_s1[ids]
-        db = S1_CLASS_SIGMA0_DB[lc] + attrs.sar_jitter_db[ids]  # (h, w, 2)
-        level = unique_levels(attrs.s1_unique[ids], world.unique_classes)[..., None]
-        db = db + self.unique_strength_db * level * SAR_UNIQUE_DB_PER_UNIT
-        db = db + S1_TEXTURE_DB * coords.sample(self.texture)[..., None]
+        ids = self.world.parcel_ids(coords)
+        if self._parcels is None:
+            self._parcels = self.parcel_sigma0_db()
+        db = self._parcels[ids] + S1_TEXTURE_DB * coords.sample(self.texture)[..., None]
         power = 10.0 ** (db / 10.0) + 10.0 ** (S1_NESZ_DB / 10.0)
         # Fully developed speckle: intensity x Gamma(ENL, 1/ENL), unit mean.
         speckle = block_rng.gamma(self.enl, 1.0 / self.enl, size=power.shape)
