@@ -7,7 +7,7 @@ the probes cost what the network costs. The last line is
 ``seconds_per_objective=X probe_over_embed=Y chips=N``.
 
 Usage: python benchmarks/probe_throughput.py [--chips runs/demo/tile]
-       [--checkpoint runs/demo/train/clip/checkpoints/last.ckpt ...] [--seeds 3]
+       [--checkpoint runs/demo/train/clip/seed_0/checkpoints/best.ckpt ...] [--seeds 3]
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from eo_mmcl.probes import ProbeConfig, extract_embeddings, load_chip_labels, load_objective
-from eo_mmcl.probes.run import _probe_embeddings
+from eo_mmcl.probes.run import _probe_embeddings, _train_rows
 
 DEMO = ["supervised", "clip", "cross_self", "coral"]
 
@@ -30,12 +30,15 @@ def main() -> None:
         type=Path,
         action="append",
         default=None,
-        help="checkpoints (default: the demo's runs/demo/train/<objective>/checkpoints/last.ckpt)",
+        help="checkpoints (default: the demo's "
+        "runs/demo/train/<objective>/seed_0/checkpoints/best.ckpt)",
     )
     parser.add_argument("--seeds", type=int, default=3)
     args = parser.parse_args()
     demo = Path("runs/demo/train")
-    checkpoints = args.checkpoint or [demo / o / "checkpoints" / "last.ckpt" for o in DEMO]
+    checkpoints = args.checkpoint or [
+        demo / o / "seed_0" / "checkpoints" / "best.ckpt" for o in DEMO
+    ]
     labels = load_chip_labels(args.chips)
     config = ProbeConfig(seeds=args.seeds)
     embed_total = probe_total = 0.0
@@ -47,7 +50,8 @@ def main() -> None:
         start = time.perf_counter()
         rows = []
         for seed in range(args.seeds):
-            rows += _probe_embeddings(emb, labels, config, seed, lambda *a: None)
+            train_rows = _train_rows(labels, config.train_fraction, 0, seed)
+            rows += _probe_embeddings(emb, labels, config, train_rows, seed, lambda *a: None)
         probe_s = time.perf_counter() - start
         embed_total += embed_s
         probe_total += probe_s

@@ -11,7 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -234,7 +236,7 @@ def killed_and_resumed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
         process.wait()
     tile = StageManifest.read(run_dir / "tile")
     assert tile is not None and tile.status == "complete"
-    assert not (run_dir / "train" / "clip" / "objective_done.json").exists()
+    assert not (run_dir / "train" / "clip" / "seed_0" / "objective_done.json").exists()
     outcomes = run_pipeline(load_pipeline_config(path), base=root, show_progress=False)
     return run_dir, [o.status for o in outcomes]
 
@@ -244,13 +246,13 @@ def test_real_pipeline_killed_midway_resumes_without_redoing_stages(
 ) -> None:
     run_dir, statuses = killed_and_resumed_run
     assert statuses == ["skipped", "skipped", "skipped", "resumed", "ran"]
-    assert (run_dir / "train" / "clip" / "checkpoints" / "last.ckpt").is_file()
+    assert (run_dir / "train" / "clip" / "seed_0" / "checkpoints" / "last.ckpt").is_file()
     manifest = json.loads((run_dir / "train" / MANIFEST).read_text())
     assert manifest["status"] == "complete"
     # Later stages get the epoch with the best validation loss, under a fixed name.
-    best = run_dir / "train" / "clip" / "checkpoints" / "best.ckpt"
-    assert "clip/checkpoints/best.ckpt" in manifest["outputs"]
-    done = json.loads((run_dir / "train" / "clip" / "objective_done.json").read_text())
+    best = run_dir / "train" / "clip" / "seed_0" / "checkpoints" / "best.ckpt"
+    assert "clip/seed_0/checkpoints/best.ckpt" in manifest["outputs"]
+    done = json.loads((run_dir / "train" / "clip" / "seed_0" / "objective_done.json").read_text())
     assert (best.parent / done["summary"]["best_epoch_file"]).read_bytes() == best.read_bytes()
     embed = json.loads((run_dir / "embed" / MANIFEST).read_text())
     assert any(name.endswith("_clip_joint.tif") for name in embed["outputs"])
@@ -308,3 +310,30 @@ def test_probe_stage_needs_the_supervised_oracle(tmp_path: Path) -> None:
         config.check_paths(tmp_path)
     tree["train"]["objectives"] = ["supervised", "clip"]
     load_pipeline_config(_write(tmp_path / "p.yaml", tree)).check_paths(tmp_path)
+
+
+def test_training_seeds_give_one_checkpoint_each_and_a_train_seed_column(tmp_path: Path) -> None:
+    tree = _tiny_tree(tmp_path / "run")
+    tree["train"]["objectives"] = ["supervised", "clip"]
+    tree["train"]["seeds"] = [0, 1]
+    tree["probe"] = {"config": {"seeds": 1, "probes": ["linear"]}}
+    tree["stages"] = ["simulate", "catalog", "tile", "train", "embed", "probe"]
+    path = _write(tmp_path / "pipeline.yaml", tree)
+    outcomes = run_pipeline(load_pipeline_config(path), base=tmp_path, show_progress=False)
+    assert [o.status for o in outcomes] == ["ran"] * 6
+    train = tmp_path / "run" / "train"
+    for objective in ("supervised", "clip"):
+        weights = []
+        for seed in (0, 1):
+            best = train / objective / f"seed_{seed}" / "checkpoints" / "best.ckpt"
+            checkpoint = torch.load(best, map_location="cpu", weights_only=True)
+            assert checkpoint["eo_mmcl"]["train_seed"] == seed
+            weights.append(next(iter(checkpoint["state_dict"].values())))
+        assert not torch.equal(*weights)  # a second seed is a second draw, not a copy
+    table = pd.read_parquet(tmp_path / "run" / "probe" / "probes.parquet")
+    for objective in ("supervised", "clip", "random-init"):
+        seeds = set(table.loc[table["objective"].str.startswith(objective), "train_seed"])
+        assert seeds == {0, 1}, objective
+    assert (tmp_path / "run" / "probe" / "instrument.parquet").is_file()
+    again = run_pipeline(load_pipeline_config(path), base=tmp_path, show_progress=False)
+    assert [o.status for o in again] == ["skipped"] * 6

@@ -77,9 +77,13 @@ class TrainSection(_Section):
         strategy: Lightning strategy (``ddp`` for several devices).
         args: Extra LightningCLI arguments for every objective.
         objective_args: Extra LightningCLI arguments per objective.
+        seeds: Training seeds: every objective (the oracle included) is trained once per seed,
+            into ``train/<objective>/seed_<s>/``, and the probes' error bars come from them.
+            None: the pipeline's ``seed`` alone.
     """
 
     objectives: list[str] = Field(default_factory=lambda: ["clip", "coral"])
+    seeds: list[int] | None = None
     configs: Path = Path("pipelines/configs")
     max_epochs: int = Field(default=10, ge=1)
     batch_size: int = Field(default=32, ge=2)
@@ -90,6 +94,17 @@ class TrainSection(_Section):
     strategy: str = "auto"
     args: list[str] = Field(default_factory=list)
     objective_args: dict[str, list[str]] = Field(default_factory=dict)
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, value: list[int] | None) -> list[int] | None:
+        if value is None:
+            return None
+        if not value:
+            raise ValueError("give at least one seed (or leave train.seeds out)")
+        if len(set(value)) != len(value) or min(value) < 0:
+            raise ValueError(f"seeds must be distinct and >= 0, got {value}")
+        return value
 
     @field_validator("objectives")
     @classmethod
@@ -205,6 +220,10 @@ class PipelineConfig(_Section):
         needs_oracle = "probe" in self.stages and "train" in self.stages
         if needs_oracle and "supervised" not in self.train.objectives:
             raise ConfigError("train.objectives: the probe stage needs the `supervised` oracle")
+
+    def train_seeds(self) -> list[int]:
+        """The training seeds: ``train.seeds``, else the pipeline's ``seed``."""
+        return list(self.train.seeds) if self.train.seeds is not None else [self.seed]
 
     def embed_objectives(self) -> list[str]:
         """Objectives the embed stage exports (default: trained ones and given checkpoints)."""

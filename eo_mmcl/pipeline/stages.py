@@ -128,22 +128,37 @@ def _relocate(value: Any, old: str, new: str) -> Any:
     return value
 
 
-def objective_config(ctx: StageContext, objective: str) -> Path:
+def run_folder(train_dir: Path, objective: str, seed: int) -> Path:
+    """Folder of one training run: ``train/<objective>/seed_<seed>``.
+
+    Args:
+        train_dir: The train stage's folder.
+        objective: The objective.
+        seed: The training seed.
+
+    Returns:
+        The folder (checkpoints, logs, config, done marker).
+    """
+    return train_dir / objective / f"seed_{seed}"
+
+
+def objective_config(ctx: StageContext, objective: str, seed: int) -> Path:
     """Write the objective's LightningCLI config with its outputs moved into the run folder.
 
     The configs in ``pipelines/configs`` write to ``runs/train/<objective>``; inside a run,
-    checkpoints and logs belong to ``<run_dir>/train/<objective>``.
+    checkpoints and logs belong to ``<run_dir>/train/<objective>/seed_<seed>``.
 
     Args:
         ctx: The train stage's context.
         objective: The objective.
+        seed: The training seed.
 
     Returns:
         The written config.
     """
     source = ctx.base / ctx.config.train.configs / f"{objective}.yaml"
     tree = yaml.safe_load(source.read_text(encoding="utf-8"))
-    out_dir = ctx.folder / objective
+    out_dir = run_folder(ctx.folder, objective, seed)
     tree = _relocate(tree, f"runs/train/{objective}", str(out_dir))
     path = out_dir / "config.yaml"
     with atomic_output(path) as tmp:
@@ -151,12 +166,24 @@ def objective_config(ctx: StageContext, objective: str) -> Path:
     return path
 
 
-def _training_args(ctx: StageContext, objective: str, config: Path) -> list[str]:
+def training_args(ctx: StageContext, objective: str, seed: int, config: Path) -> list[str]:
+    """The LightningCLI arguments of one training run.
+
+    Args:
+        ctx: The train stage's context.
+        objective: The objective.
+        seed: The training seed (weights, views and the batch order).
+        config: Its written config (:func:`objective_config`).
+
+    Returns:
+        The arguments, the pipeline's ``train.args`` and ``objective_args`` last.
+    """
     section = ctx.config.train
     args = [
         "--config", str(config),
         "--data.chips_dir", str(ctx.stage_dir("tile")),
-        "--seed_everything", str(ctx.config.seed),
+        "--seed_everything", str(seed),
+        "--data.seed", str(seed),
         "--trainer.max_epochs", str(section.max_epochs),
         "--data.batch_size", str(section.batch_size),
         "--data.num_workers", str(section.num_workers),
@@ -166,64 +193,90 @@ def _training_args(ctx: StageContext, objective: str, config: Path) -> list[str]
         "--trainer.strategy", section.strategy,
         "--trainer.enable_progress_bar", str(ctx.show_progress).lower(),
     ]  # fmt: skip
+    if objective == "supervised":
+        args += _oracle_tasks(ctx.stage_dir("tile"))
     return [*args, *section.args, *section.objective_args.get(objective, [])]
 
 
+def _oracle_tasks(chips_dir: Path) -> list[str]:
+    """The oracle's heads from the chip store's own tasks (class counts, multi-label ones)."""
+    from eo_mmcl.tiling.store import open_store, store_metadata
+
+    layout = store_metadata(open_store(chips_dir)).get("layout")
+    tasks = dict(layout.get("tasks", {})) if isinstance(layout, dict) else {}
+    if not tasks:
+        return []
+    classes = {name: int(spec["num_classes"]) for name, spec in tasks.items()}
+    multilabel = [name for name, spec in tasks.items() if spec.get("kind") == "multilabel"]
+    return [
+        "--model.init_args.num_classes", json.dumps(classes),
+        "--model.init_args.multilabel", json.dumps(multilabel),
+    ]  # fmt: skip
+
+
 def run_train(ctx: StageContext) -> dict[str, Any]:
-    """Train every objective; a killed stage resumes from each objective's last checkpoint."""
+    """Train every objective once per training seed; a killed stage resumes each run."""
+    summary: dict[str, Any] = {}
+    if ctx.restart and ctx.folder.exists():
+        for objective in ctx.config.train.objectives:
+            shutil.rmtree(ctx.folder / objective, ignore_errors=True)
+    for objective in ctx.config.train.objectives:
+        for seed in ctx.config.train_seeds():
+            summary[f"{objective}/seed_{seed}"] = _train_one(ctx, objective, seed)
+    return summary
+
+
+def _train_one(ctx: StageContext, objective: str, seed: int) -> dict[str, Any]:
+    """One objective at one seed: skipped when done, resumed from ``last.ckpt`` when killed."""
     from eo_mmcl.tasks.train import run_training
 
-    summary: dict[str, Any] = {}
-    for objective in ctx.config.train.objectives:
-        out_dir = ctx.folder / objective
-        done = out_dir / OBJECTIVE_DONE
-        if ctx.restart and out_dir.exists():
-            shutil.rmtree(out_dir)
-        if done.is_file() and json.loads(done.read_text())["fingerprint"] == ctx.fingerprint:
-            log.info("train: %s already trained, kept", objective)
-            summary[objective] = json.loads(done.read_text())["summary"]
-            continue
-        config = objective_config(ctx, objective)
-        args = _training_args(ctx, objective, config)
-        last = out_dir / "checkpoints" / "last.ckpt"
-        if last.is_file():
-            log.info("train: %s resumes from %s", objective, last)
-            args += ["--ckpt_path", str(last)]
-        log.info("train: %s (%d epochs)", objective, ctx.config.train.max_epochs)
-        cli = run_training(args)
-        metrics = {
-            k.replace("/", "_"): round(float(v), 5)
-            for k, v in cli.trainer.callback_metrics.items()
-            if k.endswith("loss")
-        }
-        summary[objective] = {"epochs": cli.trainer.current_epoch, **metrics}
-        callback = cli.trainer.checkpoint_callback
-        best_path = getattr(callback, "best_model_path", "")  # a ModelCheckpoint's, if any
-        best = Path(best_path) if best_path else None
-        if best is not None and best.is_file():
-            # Later stages read the epoch with the best validation loss (early stopping
-            # without cutting the run short: the supervised oracle overfits a small train
-            # split long before the last epoch); `last.ckpt` stays for resuming.
-            with atomic_output(out_dir / "checkpoints" / BEST_CHECKPOINT) as tmp:
-                shutil.copyfile(best, tmp)
-            summary[objective]["best_epoch_file"] = best.name
-        with atomic_output(done) as tmp:
-            tmp.write_text(
-                json.dumps({"fingerprint": ctx.fingerprint, "summary": summary[objective]})
-            )
+    out_dir = run_folder(ctx.folder, objective, seed)
+    done = out_dir / OBJECTIVE_DONE
+    if done.is_file() and json.loads(done.read_text())["fingerprint"] == ctx.fingerprint:
+        log.info("train: %s seed %d already trained, kept", objective, seed)
+        return dict(json.loads(done.read_text())["summary"])
+    config = objective_config(ctx, objective, seed)
+    args = training_args(ctx, objective, seed, config)
+    last = out_dir / "checkpoints" / "last.ckpt"
+    if last.is_file():
+        log.info("train: %s seed %d resumes from %s", objective, seed, last)
+        args += ["--ckpt_path", str(last)]
+    log.info("train: %s seed %d (%d epochs)", objective, seed, ctx.config.train.max_epochs)
+    cli = run_training(args)
+    metrics = {
+        k.replace("/", "_"): round(float(v), 5)
+        for k, v in cli.trainer.callback_metrics.items()
+        if k.endswith("loss") or k.endswith("balanced_accuracy")
+    }
+    summary: dict[str, Any] = {"epochs": cli.trainer.current_epoch, **metrics}
+    callback = cli.trainer.checkpoint_callback
+    best_path = getattr(callback, "best_model_path", "")  # a ModelCheckpoint's, if any
+    best = Path(best_path) if best_path else None
+    if best is not None and best.is_file():
+        # Later stages read the epoch its checkpoint callback kept (lowest validation loss;
+        # the oracle's best validation balanced accuracy): early stopping without cutting the
+        # run short; `last.ckpt` stays for resuming.
+        with atomic_output(out_dir / "checkpoints" / BEST_CHECKPOINT) as tmp:
+            shutil.copyfile(best, tmp)
+        summary["best_epoch_file"] = best.name
+    with atomic_output(done) as tmp:
+        tmp.write_text(json.dumps({"fingerprint": ctx.fingerprint, "summary": summary}))
     return summary
 
 
 def run_embed(ctx: StageContext) -> dict[str, Any]:
-    """Export embedding COGs, STAC items, previews and chip tables for every objective."""
+    """Export embedding COGs, STAC items, previews and chip tables for every objective.
+
+    Each trained objective is exported from its first training seed's checkpoint.
+    """
     from eo_mmcl.export import export_embeddings
 
     section = ctx.config.embed
-    trained = checkpoints(ctx.stage_dir("train"), ctx.config.train.objectives)
+    trained = checkpoints(ctx.stage_dir("train"), ctx.config.train.objectives, ctx.config)
     summary: dict[str, Any] = {}
     for objective in ctx.config.embed_objectives():
         given = section.checkpoints.get(objective)
-        checkpoint = ctx.base / given if given is not None else trained[objective]
+        checkpoint = ctx.base / given if given is not None else trained[objective][0]
         chips_dir = ctx.stage_dir("tile") if "tile" in ctx.config.stages else None
         log.info("embed: %s from %s", objective, checkpoint)
         result = export_embeddings(
@@ -246,15 +299,15 @@ def run_embed(ctx: StageContext) -> dict[str, Any]:
 
 
 def run_probe(ctx: StageContext) -> dict[str, Any]:
-    """Probe every task of the chip store on every trained objective's embeddings."""
+    """Probe every task of the chip store on every trained objective's embeddings, every seed."""
     from eo_mmcl.probes.run import run_probes
 
     section = ctx.config.probe
-    trained = checkpoints(ctx.stage_dir("train"), ctx.config.train.objectives)
+    trained = checkpoints(ctx.stage_dir("train"), ctx.config.train.objectives, ctx.config)
     scenes = ctx.stage_dir("simulate") if "simulate" in ctx.config.stages else None
     result = run_probes(
         ctx.stage_dir("tile"),
-        list(trained.values()),
+        [path for paths in trained.values() for path in paths],
         ctx.folder,
         section.config,
         scenes_dir=scenes,
@@ -273,21 +326,28 @@ def run_report(ctx: StageContext) -> dict[str, Any]:
     return {"report": str(html)}
 
 
-def checkpoints(train_dir: Path, objectives: list[str]) -> dict[str, Path]:
-    """The checkpoint each trained objective hands on: best validation loss, else the last.
+def checkpoints(
+    train_dir: Path, objectives: list[str], config: PipelineConfig
+) -> dict[str, list[Path]]:
+    """The checkpoints each trained objective hands on, one per training seed.
+
+    Per run: ``best.ckpt`` (the epoch its checkpoint callback kept), else ``last.ckpt``.
 
     Args:
         train_dir: The train stage's folder.
         objectives: Objectives trained.
+        config: The pipeline (its training seeds).
 
     Returns:
-        ``{objective: path}``.
+        ``{objective: [path per seed, in seed order]}``.
     """
-    out = {}
+    out: dict[str, list[Path]] = {}
     for objective in objectives:
-        folder = train_dir / objective / "checkpoints"
-        best = folder / BEST_CHECKPOINT
-        out[objective] = best if best.is_file() else folder / "last.ckpt"
+        out[objective] = []
+        for seed in config.train_seeds():
+            folder = run_folder(train_dir, objective, seed) / "checkpoints"
+            best = folder / BEST_CHECKPOINT
+            out[objective].append(best if best.is_file() else folder / "last.ckpt")
     return out
 
 
@@ -302,7 +362,8 @@ def outputs_of(stage: str, ctx: StageContext) -> list[Path]:
         Files or folders.
     """
     if stage == "train":
-        return list(checkpoints(ctx.folder, ctx.config.train.objectives).values())
+        trained = checkpoints(ctx.folder, ctx.config.train.objectives, ctx.config)
+        return [path for paths in trained.values() for path in paths]
     return [ctx.folder]
 
 

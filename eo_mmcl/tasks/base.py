@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from abc import abstractmethod
 from typing import Any, ClassVar
 
@@ -227,6 +228,11 @@ class ObjectiveTask(LightningModule):
             "normalisation": datamodule.normalisation,
             "chips_dir": str(getattr(datamodule, "chips_dir", "")),
         }
+        # The seed Lightning's seed_everything set (LightningCLI's seed_everything): the probes
+        # take their error bars over it.
+        seed = os.environ.get("PL_GLOBAL_SEED")
+        if seed is not None:
+            self.data_meta["train_seed"] = int(seed)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         """Store what later stages need to use the encoders (bands, normalisation).
