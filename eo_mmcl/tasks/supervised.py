@@ -7,6 +7,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torchmetrics.classification import MulticlassAccuracy
 
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.losses import LossOutput
@@ -18,7 +19,11 @@ class SupervisedTask(ObjectiveTask):
     """Supervised ceiling of the survival ratio, trained on every task at once.
 
     A linear head per label task reads concat[S1, S2] pooled features: chip-level majority
-    class with cross-entropy; multi-hot tasks with binary cross-entropy.
+    class with cross-entropy; multi-hot tasks with binary cross-entropy. Validation also logs
+    each class task's balanced accuracy (``val/balanced_accuracy_<task>``, torchmetrics' macro
+    recall) and their mean, ``val/balanced_accuracy``: what its checkpoint and early stopping
+    monitor, so that the oracle handed on is the one that reads the tasks best (its validation
+    loss rises long before its accuracy stops improving).
 
     Args:
         num_classes: Classes of each task, e.g. ``{"landcover": 6, "s1_unique": 4, ...}``.
@@ -37,6 +42,9 @@ class SupervisedTask(ObjectiveTask):
             )
         self.num_classes = {str(k): int(v) for k, v in num_classes.items()}
         self.multilabel = set(multilabel or [])
+        # The last batch's logits and chip targets, for the validation metrics.
+        self._last_logits: dict[str, Tensor] = {}
+        self._last_targets: dict[str, Tensor] = {}
         super().__init__(**kwargs)
 
     def configure_models(self) -> None:
@@ -48,12 +56,23 @@ class SupervisedTask(ObjectiveTask):
     def configure_losses(self) -> None:
         """Cross-entropy (ignoring chips without labels) and binary cross-entropy."""
 
+    def configure_metrics(self) -> None:
+        """Validation balanced accuracy of every class task (macro-averaged recall)."""
+        self.val_accuracy = nn.ModuleDict(
+            {
+                task: MulticlassAccuracy(n, average="macro", ignore_index=-1)
+                for task, n in self.num_classes.items()
+                if task not in self.multilabel
+            }
+        )
+
     def compute_loss(self, batch: dict[str, Tensor]) -> tuple[LossOutput, dict[str, Tensor]]:
         """Sum over tasks of the per-task losses."""
         joint = super().embed(batch)["joint"]
         terms: dict[str, Tensor] = {}
         for task, head in self.heads.items():
             logits = head(joint)
+            self._last_logits[task] = logits.detach()
             if task in self.multilabel:
                 target = batch.get(f"label_{task}")
                 if target is None:
@@ -66,12 +85,38 @@ class SupervisedTask(ObjectiveTask):
                     f"supervised: the batch has no 'mask_{task}' (tasks: {sorted(batch)})"
                 )
             target = majority_labels(mask, self.num_classes[task], batch.get("valid"))
+            self._last_targets[task] = target
             if (target >= 0).any():
                 terms[task] = F.cross_entropy(logits, target, ignore_index=-1)
             else:  # no labelled chip in this batch: contribute nothing, keep the graph
                 terms[task] = logits.sum() * 0.0
         total = torch.stack(list(terms.values())).sum()
         return LossOutput(total, {k: v.detach() for k, v in terms.items()}), {"joint": joint}
+
+    def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
+        """Validation loss, and the batch's predictions into the balanced accuracies.
+
+        Args:
+            batch: A normalised batch.
+            batch_idx: Index of the batch.
+        """
+        self._last_logits, self._last_targets = {}, {}
+        self._step(batch, "val")
+        for task, metric in self.val_accuracy.items():
+            if task in self._last_targets:
+                metric.update(self._last_logits[task], self._last_targets[task])  # type: ignore[operator]
+
+    def on_validation_epoch_end(self) -> None:
+        """Each task's balanced accuracy and their mean (the checkpoint's monitor)."""
+        values = []
+        for task, metric in self.val_accuracy.items():
+            if metric.update_called:
+                value = metric.compute()  # type: ignore[operator]  # synced under DDP
+                self.log(f"val/balanced_accuracy_{task}", value)
+                values.append(value)
+            metric.reset()  # type: ignore[operator]
+        if values:
+            self.log("val/balanced_accuracy", torch.stack(values).mean())
 
     def on_fit_start(self) -> None:
         """Check the store's tasks and class counts against the heads, then the bands."""
