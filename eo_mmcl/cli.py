@@ -52,8 +52,12 @@ def simulate(
     scenes: Annotated[int, typer.Option(help="Number of scene pairs, side by side.")] = 1,
     parcel_size: Annotated[float, typer.Option(help="Mean parcel diameter in S2 pixels.")] = 64.0,
     unique_classes: Annotated[
-        int, typer.Option(help="Classes of each unique attribute and of the synergy target.")
-    ] = 4,
+        int,
+        typer.Option(
+            help="Classes of each unique attribute and of the synergy target (2: binary, "
+            "synergy = XOR)."
+        ),
+    ] = 2,
     optical_unique_strength: Annotated[
         float, typer.Option(help="Relative spectral change over the optical-only attribute.")
     ] = 0.3,
@@ -456,7 +460,9 @@ def probe(
             "(store_index and embedding columns)."
         ),
     ] = None,
-    seeds: Annotated[int, typer.Option(help="Seeds (probe train subsample, random init).")] = 3,
+    seeds: Annotated[
+        int, typer.Option(help="Probe seeds per training seed (the probes' train subsample).")
+    ] = 3,
     probes: Annotated[
         str, typer.Option(help="Comma-separated probes: linear, knn, segmentation.")
     ] = "linear,knn,segmentation",
@@ -486,8 +492,10 @@ def probe(
     Embeds every chip under each checkpoint (and an untrained copy of each network), trains
     linear, kNN and segmentation probes per task on the train split (regularisation chosen on
     val) and scores them on test. Writes PROBE_DIR/probes.parquet and probes.csv (objective,
-    task, group, probe, depth, seed, score, chance, survival, survival_vs_random, ...), the
-    settings in probe_meta.json and the inputs of the report's maps.
+    train_seed, task, group, probe, depth, sensor, seed, score, chance, survival,
+    survival_vs_random, val_survival, ...), instrument.parquet (per task: chance, ceiling,
+    wrong-sensor score, floor, readable, separable), the settings in probe_meta.json and the
+    inputs of the report's maps. Give one checkpoint per objective and training seed.
     """
     from eo_mmcl.probes import ProbeConfig, parse_keys, run_probes
 
@@ -511,17 +519,37 @@ def probe(
     )
     if result.reused:
         console.print(f"{output} is complete; nothing to do (use --force to probe again)")
+    import pandas as pd
+
+    from eo_mmcl.probes.run import INSTRUMENT_TABLE
+
     table = result.table
-    summary = table.groupby(["objective", "group"], sort=False)["survival"].mean().unstack()
-    rich_table = Table(title=f"Mean survival over tasks, probes, depths and seeds ({output})")
-    rich_table.add_column("objective")
-    for group in summary.columns:
-        rich_table.add_column(str(group))
-    for objective, row in summary.iterrows():
-        rich_table.add_row(str(objective), *(f"{v:.2f}" for v in row))
+    instrument = pd.read_parquet(output / INSTRUMENT_TABLE)
+    rich_table = Table(title=f"Instrument ({output / INSTRUMENT_TABLE})")
+    for column in ("task", "group", "metric", "chance", "ceiling", "wrong sensor", "floor"):
+        rich_table.add_column(column)
+    rich_table.add_column("readable")
+    rich_table.add_column("separable")
+    numbers = ["chance", "ceiling", "wrong_sensor_score", "floor_survival"]
+    for _, row in instrument.iterrows():
+        rich_table.add_row(
+            *(str(row[c]) for c in ("task", "group", "metric")),
+            *(f"{float(row[c]):.2f}" for c in numbers),
+            *(str(bool(row[c])).lower() for c in ("readable", "separable")),
+        )
     console.print(rich_table)
+    chip = instrument[instrument["metric"] != "miou"]
     console.print(
-        f"rows={len(table)} objectives={table['objective'].nunique()} seconds={result.seconds:.1f}"
+        f"rows={len(table)} objectives={table['objective'].nunique()} "
+        f"train_seeds={table['train_seed'].nunique()} seconds={result.seconds:.1f}"
+    )
+    console.print(
+        "readable="
+        + ",".join(chip.loc[chip["readable"], "task"].astype(str))
+        + " separable="
+        + ",".join(chip.loc[chip["separable"], "task"].astype(str))
+        + " not_readable="
+        + ",".join(chip.loc[~chip["readable"], "task"].astype(str))
     )
 
 

@@ -54,6 +54,8 @@ class ProbeResult:
         metric: ``balanced_accuracy``, ``miou`` or ``map``.
         param: The hyperparameter chosen on validation (``C``, ``k`` or ``alpha``).
         val_score: The validation score of that choice.
+        val_chance: Chance level of the score on the validation split (what the validation
+            survival, by which the report chooses its cells, is measured against).
         y_true: Test targets (chip classes; empty for other kinds).
         y_pred: Test predictions (chip classes, or (N, H, W) pixel classes for segmentation).
     """
@@ -63,6 +65,7 @@ class ProbeResult:
     metric: str
     param: float
     val_score: float
+    val_chance: float = float("nan")
     y_true: np.ndarray = field(default_factory=lambda: np.empty(0))
     y_pred: np.ndarray = field(default_factory=lambda: np.empty(0))
 
@@ -105,12 +108,25 @@ def miou(
     return float((inter[present] / union[present]).mean())
 
 
-def miou_chance(y_true: np.ndarray, num_classes: int) -> float:
-    """Expected mIoU of a uniformly random prediction over ``num_classes`` classes."""
-    t = y_true[y_true != IGNORE_INDEX].astype(np.int64)
+def miou_chance(y_true: np.ndarray, num_classes: int, weights: np.ndarray | None = None) -> float:
+    """Expected mIoU of a uniformly random prediction over ``num_classes`` classes.
+
+    Args:
+        y_true: Labels (any shape), ``IGNORE_INDEX`` ignored.
+        num_classes: Number of classes.
+        weights: Optional pixel count of each entry (same shape).
+
+    Returns:
+        The chance mIoU (0 when nothing is labelled).
+    """
+    keep = y_true != IGNORE_INDEX
+    t = y_true[keep].astype(np.int64)
     if t.size == 0:
         return 0.0
-    p = np.bincount(t, minlength=num_classes) / t.size
+    counts = np.bincount(
+        t, weights=None if weights is None else np.asarray(weights)[keep], minlength=num_classes
+    )
+    p = counts / counts.sum()
     q = 1.0 / num_classes
     # Every class is predicted (q > 0), so every class enters the mean.
     return float(np.mean(p * q / (p + q - p * q)))
@@ -131,6 +147,12 @@ def map_score(y_true: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
         return 0.0, 0.0
     ap = average_precision_score(y_true[:, scored], scores[:, scored], average="macro")
     return float(ap), float(y_true[:, scored].mean())
+
+
+def _map_chance(y_true: np.ndarray) -> float:
+    """MAP of a random ranking: the mean prevalence of the classes with a positive chip."""
+    scored = y_true.sum(0) > 0
+    return float(y_true[:, scored].mean()) if scored.any() else 0.0
 
 
 def _split(
@@ -242,14 +264,15 @@ def linear_probe(
     c, val_score, model = _select(c_grid, fit)
     if multilabel:
         score, chance = map_score(ys, model.predict_proba(xs))  # type: ignore[attr-defined]
-        return ProbeResult(score, chance, "map", c, float(val_score))
+        return ProbeResult(score, chance, "map", c, float(val_score), _map_chance(yv))
     pred = model.predict(xs)  # type: ignore[attr-defined]
     with warnings.catch_warnings():  # a class predicted but absent from the truth
         warnings.simplefilter("ignore", UserWarning)
         score = float(balanced_accuracy_score(ys, pred))
     return ProbeResult(
-        score, balanced_accuracy_chance(ys), "balanced_accuracy", c, float(val_score), ys, pred
-    )
+        score, balanced_accuracy_chance(ys), "balanced_accuracy", c, float(val_score),
+        balanced_accuracy_chance(yv), ys, pred,
+    )  # fmt: skip
 
 
 def knn_probe(
@@ -296,14 +319,15 @@ def knn_probe(
     assert isinstance(model, Pipeline)
     if multilabel:
         score, chance = map_score(ys, proba(model, xs))
-        return ProbeResult(score, chance, "map", k, float(val_score))
+        return ProbeResult(score, chance, "map", k, float(val_score), _map_chance(yv))
     pred = model.predict(xs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         score = float(balanced_accuracy_score(ys, pred))
     return ProbeResult(
-        score, balanced_accuracy_chance(ys), "balanced_accuracy", k, float(val_score), ys, pred
-    )
+        score, balanced_accuracy_chance(ys), "balanced_accuracy", k, float(val_score),
+        balanced_accuracy_chance(yv), ys, pred,
+    )  # fmt: skip
 
 
 def _pixel_features(
@@ -443,7 +467,7 @@ def segmentation_probe(
         pred = np.full(truth.shape, yt[0], dtype=np.uint8)
         return ProbeResult(
             miou(truth, pred, num_classes), miou_chance(truth, num_classes), "miou",
-            float("nan"), val, truth, pred,
+            float("nan"), val, miou_chance(yv, num_classes, wv), truth, pred,
         )  # fmt: skip
     alpha, val_score, model = _select(alpha_grid, fit)
     assert isinstance(model, Pipeline)
@@ -454,6 +478,7 @@ def segmentation_probe(
         "miou",
         alpha,
         float(val_score),
+        miou_chance(yv, num_classes, wv),
         truth,
         pred,
     )

@@ -40,6 +40,9 @@ class ChipEmbeddings:
         pooled: Per depth: (N, D) float32 embedding (absent depths are not probed).
         keys: Per depth: the embedding key read from ``task.embed``.
         dense: (N, C, h, w) float32 backbone feature maps of both modalities, or None.
+        sensors: Per single sensor (``s1``, ``s2``): (N, D) pooled backbone features of that
+            sensor alone (for the instrument's wrong-sensor check; empty unless asked for).
+        dense_s1_channels: How many leading channels of ``dense`` are S1's (the rest S2's).
     """
 
     objective: str
@@ -49,6 +52,23 @@ class ChipEmbeddings:
     pooled: dict[str, np.ndarray] = field(default_factory=dict)
     keys: dict[str, str] = field(default_factory=dict)
     dense: np.ndarray | None = None
+    sensors: dict[str, np.ndarray] = field(default_factory=dict)
+    dense_s1_channels: int = 0
+
+    def dense_of(self, sensor: str) -> np.ndarray | None:
+        """Feature maps of both sensors (``joint``) or of one (``s1``, ``s2``).
+
+        Args:
+            sensor: ``joint``, ``s1`` or ``s2``.
+
+        Returns:
+            (N, C, h, w) maps, or None where there are none.
+        """
+        if self.dense is None or sensor == "joint":
+            return self.dense
+        split = self.dense_s1_channels
+        part = self.dense[:, :split] if sensor == "s1" else self.dense[:, split:]
+        return part if part.shape[1] else None
 
 
 def load_objective(checkpoint: str | Path) -> ObjectiveTask:
@@ -111,6 +131,7 @@ def extract_embeddings(
     batch_size: int = 64,
     objective: str | None = None,
     source: str = "",
+    sensors: bool = False,
 ) -> ChipEmbeddings:
     """Pooled embeddings at both depths, and dense feature maps, of the given chips.
 
@@ -124,6 +145,7 @@ def extract_embeddings(
         batch_size: Chips per forward pass.
         objective: Name to record (default: the task's objective).
         source: Where the weights came from, for the record.
+        sensors: Also keep each sensor's pooled backbone features alone (``s1``, ``s2``).
 
     Returns:
         The embeddings.
@@ -139,7 +161,9 @@ def extract_embeddings(
         raise SourceError(f"{chips_dir}: store rows {missing[:5]} are not indexed")
     transform = _transform(task, dataset)
     pooled: dict[str, list[np.ndarray]] = {}
+    single: dict[str, list[np.ndarray]] = {}
     maps: list[np.ndarray] = []
+    s1_channels = 0
     order = [position[int(s)] for s in store_index]
     for start in range(0, len(order), batch_size):
         batch: dict[str, Any] = default_collate(
@@ -150,11 +174,15 @@ def extract_embeddings(
         for depth, key in keys.items():
             if key in out:
                 pooled.setdefault(depth, []).append(out[key].float().numpy())
+        for sensor in ("s1", "s2") if sensors else ():
+            if sensor in out:
+                single.setdefault(sensor, []).append(out[sensor].float().numpy())
         if dense:
             features = task.encoder.encode(batch)
             s1, s2 = features["s1"].dense, features["s2"].dense
             if s1.shape[-2:] != s2.shape[-2:]:  # different backbones: lay S1 on S2's grid
                 s1 = torch.nn.functional.interpolate(s1, size=s2.shape[-2:], mode="bilinear")
+            s1_channels = int(s1.shape[1])
             maps.append(torch.cat([s1, s2], dim=1).float().numpy())
     name = objective or task.objective
     if "backbone" not in pooled:
@@ -170,6 +198,8 @@ def extract_embeddings(
         pooled={d: np.concatenate(v) for d, v in pooled.items()},
         keys={d: keys[d] for d in pooled},
         dense=np.concatenate(maps) if maps else None,
+        sensors={k: np.concatenate(v) for k, v in single.items()},
+        dense_s1_channels=s1_channels,
     )
 
 
@@ -310,30 +340,32 @@ def band_statistics(chips_dir: str | Path, store_index: np.ndarray) -> ChipEmbed
         store_index: Store rows to describe (the order of the result).
 
     Returns:
-        Embeddings at the backbone depth (N, 2 x bands).
+        Embeddings at the backbone depth (N, 2 x bands: S1 means and stds, then S2's), and
+        each sensor's statistics alone.
     """
     dataset = ChipStoreDataset(chips_dir, split=None, tasks=[])
     position = {int(s): i for i, s in enumerate(dataset.store_index)}
     order = [position[int(s)] for s in store_index]
-    parts = []
+    parts: dict[str, list[np.ndarray]] = {}
     for start in range(0, len(order), 256):
         batch = default_collate(dataset.__getitems__(order[start : start + 256]))
         valid = batch["valid"][:, None].float()  # (B, 1, H, W)
         count = valid.sum(dim=(2, 3)).clamp(min=1)
-        stats = []
-        for key in ("image_s1", "image_s2"):
-            if key not in batch:
+        for sensor in ("s1", "s2"):
+            if f"image_{sensor}" not in batch:
                 continue
-            image = torch.nan_to_num(batch[key].float()) * valid
+            image = torch.nan_to_num(batch[f"image_{sensor}"].float()) * valid
             mean = image.sum(dim=(2, 3)) / count
             var = (image**2).sum(dim=(2, 3)) / count - mean**2
-            stats += [mean, var.clamp(min=0).sqrt()]
-        parts.append(torch.cat(stats, dim=1).numpy())
+            stats = torch.cat([mean, var.clamp(min=0).sqrt()], dim=1)
+            parts.setdefault(sensor, []).append(stats.numpy())
+    sensors = {k: np.concatenate(v) for k, v in parts.items()}
     return ChipEmbeddings(
         objective=BAND_STATISTICS,
         architecture=BAND_STATISTICS,
         source="per-band mean and std over valid pixels",
         store_index=np.asarray(store_index, dtype=np.int64),
-        pooled={"backbone": np.concatenate(parts)},
+        pooled={"backbone": np.concatenate(list(sensors.values()), axis=1)},
         keys={"backbone": "band_mean_std"},
+        sensors=sensors if len(sensors) > 1 else {},
     )

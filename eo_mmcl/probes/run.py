@@ -35,14 +35,18 @@ from eo_mmcl.probes.embeddings import (
     read_embedding_table,
     write_embedding_table,
 )
-from eo_mmcl.probes.survival import MIN_ORACLE_MARGIN, ORACLE, add_survival
+from eo_mmcl.probes.instrument import instrument_table
+from eo_mmcl.probes.survival import CEILING_NOTE, ORACLE, add_survival
 from eo_mmcl.probes.tasks import ChipLabels, load_chip_labels
+from eo_mmcl.probes.truth import truth_ceilings
 from eo_mmcl.tasks import ObjectiveTask
 from eo_mmcl.tasks.checkpoint import read_checkpoint
 
 PROBES = ("linear", "knn", "segmentation")
 PROBE_TABLE = "probes.parquet"
 PROBE_CSV = "probes.csv"
+INSTRUMENT_TABLE = "instrument.parquet"
+INSTRUMENT_CSV = "instrument.csv"
 META_FILE = "probe_meta.json"
 PREDICTIONS_FILE = "predictions.parquet"
 SEGMENTATION_FILE = "segmentation.npz"
@@ -55,8 +59,8 @@ class ProbeConfig:
     """What ``eo-mmcl probe`` measures.
 
     Args:
-        seeds: Number of seeds; seed ``s`` draws the probes' train subsample and the
-            random-init weights.
+        seeds: Probe seeds per training seed; probe seed ``s`` draws the probes' train
+            subsample (the random-init weights come from the training seeds).
         probes: Probes to run (``linear``, ``knn``, ``segmentation``).
         train_fraction: Fraction of the train chips each seed's probes train on.
         keys: Embedding key per depth, per objective (``"*"`` for every objective), e.g.
@@ -146,24 +150,34 @@ def _fingerprint(
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def _train_rows(labels: ChipLabels, fraction: float, seed: int) -> np.ndarray:
+def _train_rows(labels: ChipLabels, fraction: float, train_seed: int, seed: int) -> np.ndarray:
+    """The train chips one probe fit learns from: a subsample drawn from both seeds."""
     train = np.flatnonzero(labels.split == "train")
     if fraction >= 1:
         return train
-    rng = np.random.default_rng([seed, 7])
+    rng = np.random.default_rng([train_seed, seed, 7])
     return np.sort(rng.choice(train, size=max(2, round(fraction * train.size)), replace=False))
+
+
+#: What a ``keep`` callback receives: a row, the test targets and the test predictions.
+Keep = Callable[[dict[str, Any], np.ndarray, np.ndarray], None]
 
 
 def _probe_embeddings(
     emb: ChipEmbeddings,
     labels: ChipLabels,
     config: ProbeConfig,
+    train_rows: np.ndarray,
     seed: int,
-    keep: Callable[[dict[str, Any], np.ndarray, np.ndarray], None],
+    keep: Keep,
 ) -> list[dict[str, Any]]:
-    """Every probe of every task on one model's embeddings for one seed."""
+    """Every probe of every task on one model's embeddings for one probe seed.
+
+    Rows of the embeddings of both sensors have ``sensor`` ``joint``; where ``emb.sensors`` holds
+    each sensor's features alone (the references), their rows (``s1``, ``s2``, backbone depth)
+    feed the instrument's wrong-sensor check.
+    """
     rows: list[dict[str, Any]] = []
-    train_rows = _train_rows(labels, config.train_fraction, seed)
     n_test = int((labels.split == "test").sum())
 
     def result_fields(result: ProbeResult) -> dict[str, Any]:
@@ -174,13 +188,16 @@ def _probe_embeddings(
             "chance": result.chance,
             "param": float(result.param),
             "val_score": result.val_score,
+            "val_chance": result.val_chance,
             "n_train": int(train_rows.size),
             "n_test": n_test,
         }
 
+    inputs = [(depth, "joint", emb.keys[depth], x) for depth, x in emb.pooled.items()]
+    inputs += [("backbone", sensor, sensor, x) for sensor, x in emb.sensors.items()]
     for task in labels.tasks.values():
         y = labels.chip[task.name]
-        for depth, x in emb.pooled.items():
+        for depth, sensor, key, x in inputs:
             for probe in ("linear", "knn"):
                 if probe not in config.probes:
                     continue
@@ -193,14 +210,21 @@ def _probe_embeddings(
                     "group": task.group,
                     "probe": probe,
                     "depth": depth,
-                    "embedding": emb.keys[depth],
+                    "sensor": sensor,
+                    "embedding": key,
                     **result_fields(result),
                 }
                 rows.append(row)
-                keep(row, result.y_true, result.y_pred)
-        if "segmentation" in config.probes and task.kind == "pixel" and emb.dense is not None:
+                if sensor == "joint":
+                    keep(row, result.y_true, result.y_pred)
+        if "segmentation" not in config.probes or task.kind != "pixel":
+            continue
+        for sensor in ["joint", *emb.sensors]:
+            dense = emb.dense_of(sensor)
+            if dense is None:
+                continue
             result = segmentation_probe(
-                emb.dense,
+                dense,
                 labels.pixel[task.name],
                 labels.split,
                 task.num_classes,
@@ -213,11 +237,13 @@ def _probe_embeddings(
                 "group": task.group,
                 "probe": "segmentation",
                 "depth": "backbone",
-                "embedding": "dense_s1_s2",
+                "sensor": sensor,
+                "embedding": "dense_s1_s2" if sensor == "joint" else f"dense_{sensor}",
                 **result_fields(result),
             }
             rows.append(row)
-            keep(row, result.y_true, result.y_pred)
+            if sensor == "joint":
+                keep(row, result.y_true, result.y_pred)
     return rows
 
 
@@ -229,7 +255,7 @@ def _weights_hash(task: ObjectiveTask) -> str:
     return digest.hexdigest()
 
 
-def _checkpoint_info(path: Path, task: ObjectiveTask) -> dict[str, Any]:
+def _checkpoint_info(path: Path, task: ObjectiveTask, train_seed: int) -> dict[str, Any]:
     raw = read_checkpoint(path)
     # Scalars, and the timm arguments of the backbone (a dict) that a reader needs to rebuild it.
     hparams = {
@@ -240,6 +266,7 @@ def _checkpoint_info(path: Path, task: ObjectiveTask) -> dict[str, Any]:
     return {
         "path": str(path),
         "objective": task.objective,
+        "train_seed": train_seed,
         "epoch": int(raw.get("epoch", -1)),
         "global_step": int(raw.get("global_step", -1)),
         "hparams": hparams,
@@ -265,6 +292,104 @@ def _simulator_settings(scenes_dir: Path | None) -> list[dict[str, Any]]:
     return settings
 
 
+@dataclass
+class _Collector:
+    """Probe rows of every embedding set, and the report's predictions and maps beside them.
+
+    Args:
+        labels: The chip labels.
+        config: What to probe.
+    """
+
+    labels: ChipLabels
+    config: ProbeConfig
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    predictions: list[pd.DataFrame] = field(default_factory=list)
+    maps: dict[str, np.ndarray] = field(default_factory=dict)
+    _kept: set[str] = field(default_factory=set)
+
+    def probe(self, emb: ChipEmbeddings, run: int, train_seed: int, floor: str) -> None:
+        """Probe one embedding set at every probe seed.
+
+        The report's predictions and maps are those of an objective's first set, probe seed 0.
+
+        Args:
+            emb: The embeddings.
+            run: Index of the set among its objective's (order of the checkpoints).
+            train_seed: The training seed of the weights (the error bars' unit).
+            floor: Name of the objective's random-init floor (filled in later).
+        """
+        first = emb.objective not in self._kept
+        self._kept.add(emb.objective)
+        test_rows = np.flatnonzero(self.labels.split == "test")
+        chip_ids = self.labels.store_index[test_rows]
+        for seed in range(self.config.seeds):
+            ident = {
+                "objective": emb.objective,
+                "run": run,
+                "train_seed": train_seed,
+                "architecture": emb.architecture,
+                "floor": floor,
+                "seed": seed,
+                "checkpoint": emb.source,
+            }
+
+            def keep(
+                row: dict[str, Any],
+                y_true: np.ndarray,
+                y_pred: np.ndarray,
+                kept: bool = first and seed == 0,
+            ) -> None:
+                if not kept or y_pred.size == 0:
+                    return
+                if row["probe"] == "segmentation":
+                    self.maps[f"{emb.objective}|{row['task']}"] = y_pred.astype(np.uint8)
+                    return
+                if y_true.size != chip_ids.size:
+                    return
+                self.predictions.append(
+                    pd.DataFrame(
+                        {
+                            "objective": emb.objective,
+                            "task": row["task"],
+                            "probe": row["probe"],
+                            "depth": row["depth"],
+                            "store_index": chip_ids,
+                            "y_true": y_true.astype(np.int64),
+                            "y_pred": y_pred.astype(np.int64),
+                        }
+                    )
+                )
+
+            train_rows = _train_rows(self.labels, self.config.train_fraction, train_seed, seed)
+            found = _probe_embeddings(emb, self.labels, self.config, train_rows, seed, keep)
+            self.rows += [{**ident, **row} for row in found]
+
+
+def _training_seeds(tasks: Sequence[tuple[Path, ObjectiveTask]]) -> list[int]:
+    """The training seed of each checkpoint: its own record, else its rank among its objective's.
+
+    Raises:
+        ConfigError: If two checkpoints of one objective have the same training seed.
+    """
+    seeds: list[int] = []
+    seen: dict[tuple[str, int], Path] = {}
+    runs: dict[str, int] = {}
+    for path, task in tasks:
+        run = runs.get(task.objective, 0)
+        runs[task.objective] = run + 1
+        seed = int(task.data_meta.get("train_seed", run))
+        other = seen.get((task.objective, seed))
+        if other is not None:
+            raise ConfigError(
+                f"{path}: training seed {seed} of {task.objective!r} is also that of {other}; "
+                "give one checkpoint per objective and training seed"
+            )
+        seen[(task.objective, seed)] = path
+        seeds.append(seed)
+    return seeds
+
+
 def run_probes(
     chips_dir: str | Path,
     checkpoints: Sequence[str | Path],
@@ -277,24 +402,33 @@ def run_probes(
 ) -> ProbeRun:
     """Probe every task of a chip store on the embeddings of every checkpoint.
 
-    Per checkpoint (and, with ``random_init``, per untrained copy of each architecture) and per
-    seed: chip embeddings at the backbone and projection depths, dense feature maps, then the
-    linear, kNN and segmentation probes of every task. Writes into ``out_dir``:
-    ``probes.parquet`` and ``probes.csv`` (the tidy table), ``probe_meta.json`` (settings, data
-    sizes, checkpoints), ``predictions.parquet`` (seed 0 test predictions of the chip probes),
-    ``segmentation.npz`` (seed 0 test maps), ``labels.npz`` and ``chips.parquet`` (truth and chip
-    positions for the report's maps) and ``embeddings/<objective>__<depth>.parquet`` (seed 0
-    per-chip embeddings, GeoParquet). The table is written last: its presence means done.
+    Per checkpoint (one per objective and training seed), per untrained copy of each
+    architecture (the random-init floor, its weights drawn from each training seed) and for the
+    band-statistics reference: chip embeddings at the backbone and projection depths, dense
+    feature maps, then the linear, kNN and segmentation probes of every task, once per probe
+    seed (the probes' train subsample, nested inside the training seed). The references (the
+    ``supervised`` oracle and band statistics) are also probed on each sensor alone, for the
+    instrument's wrong-sensor check. Writes into ``out_dir``:
+    ``probes.parquet`` and ``probes.csv`` (the tidy table), ``instrument.parquet`` and
+    ``instrument.csv`` (per task: chance, ceiling, wrong-sensor score, floor, readability),
+    ``probe_meta.json`` (settings, data sizes, checkpoints), ``predictions.parquet`` (test
+    predictions of each objective's first set, probe seed 0), ``segmentation.npz`` (its test
+    maps), ``labels.npz`` and ``chips.parquet`` (truth and chip positions for the report's maps)
+    and ``embeddings/<objective>__<depth>.parquet`` (per-chip embeddings of the first set,
+    GeoParquet). The table is written last: its presence means done.
 
     Args:
         chips_dir: Chip store folder.
-        checkpoints: Checkpoints of ``eo-mmcl train``; several of one objective count as runs.
+        checkpoints: Checkpoints of ``eo-mmcl train``, one per objective and training seed
+            (the seed is read from the checkpoint; without one, the order of an objective's
+            checkpoints numbers them).
         out_dir: Output folder.
         config: What to probe.
         embeddings_dir: Optional folder of per-chip embedding tables
             ``<objective>__<depth>.parquet`` (columns ``store_index``, ``embedding``) probed as
             extra rows, e.g. tables written by an earlier run or another exporter.
-        scenes_dir: Optional simulator output folder whose sidecars go into the settings.
+        scenes_dir: Optional simulator output folder: its sidecars go into the settings and
+            give the instrument's truth ceiling.
         force: Probe again even if a finished run with the same inputs exists.
         log: Progress messages.
 
@@ -302,7 +436,8 @@ def run_probes(
         The run.
 
     Raises:
-        ConfigError: If nothing is given to probe or no ``supervised`` oracle is present.
+        ConfigError: If nothing is given to probe, no ``supervised`` oracle is present, or two
+            checkpoints of one objective share a training seed.
         SourceError: If an input is unusable.
     """
     config = config or ProbeConfig()
@@ -324,68 +459,25 @@ def run_probes(
         return ProbeRun(pd.read_parquet(out / PROBE_TABLE), out, reused=True)
     start = time.perf_counter()
     store_index = labels.store_index
-    rows: list[dict[str, Any]] = []
-    predictions: list[pd.DataFrame] = []
-    maps: dict[str, np.ndarray] = {}
-    test_rows = np.flatnonzero(labels.split == "test")
-    chip_ids = labels.store_index[test_rows]
-
-    def probe(emb: ChipEmbeddings, run: int, floor: str, seeds: Sequence[int]) -> None:
-        for seed in seeds:
-            ident = {
-                "objective": emb.objective,
-                "run": run,
-                "architecture": emb.architecture,
-                "floor": floor,
-                "seed": seed,
-                "checkpoint": emb.source,
-            }
-
-            def keep(
-                row: dict[str, Any],
-                y_true: np.ndarray,
-                y_pred: np.ndarray,
-                first: bool = seed == seeds[0] and run == 0,
-            ) -> None:
-                if not first or y_pred.size == 0:
-                    return
-                if row["probe"] == "segmentation":
-                    maps[f"{emb.objective}|{row['task']}"] = y_pred.astype(np.uint8)
-                    return
-                predictions.append(
-                    pd.DataFrame(
-                        {
-                            "objective": emb.objective,
-                            "task": row["task"],
-                            "probe": row["probe"],
-                            "depth": row["depth"],
-                            "store_index": chip_ids,
-                            "y_true": y_true.astype(np.int64),
-                            "y_pred": y_pred.astype(np.int64),
-                        }
-                        if y_true.size == chip_ids.size
-                        else {}
-                    )
-                )
-
-            for row in _probe_embeddings(emb, labels, config, seed, keep):
-                rows.append({**ident, **row})
-
+    collector = _Collector(labels, config)
     embedding_dir = out / "embeddings"
+    tasks = [(path, load_objective(path)) for path in paths]
+    train_seeds = _training_seeds(tasks)
+    floor_seeds = sorted({t for (_, k), t in zip(tasks, train_seeds, strict=True)
+                          if k.objective != ORACLE}) or [0]  # fmt: skip
     checkpoint_info: list[dict[str, Any]] = []
     floors: dict[str, tuple[ObjectiveTask, str]] = {}
     runs: dict[str, int] = {}
-    seeds = list(range(config.seeds))
-    for path in paths:
-        task = load_objective(path)
-        checkpoint_info.append(_checkpoint_info(path, task))
+    for (path, task), train_seed in zip(tasks, train_seeds, strict=True):
+        checkpoint_info.append(_checkpoint_info(path, task, train_seed))
         objective = task.objective
         run = runs.get(objective, 0)
         runs[objective] = run + 1
-        log(f"embedding {objective} ({path})")
+        log(f"embedding {objective} seed {train_seed} ({path})")
         emb = extract_embeddings(
-            task, chips, store_index, config.keys_for(objective), source=str(path)
-        )
+            task, chips, store_index, config.keys_for(objective), source=str(path),
+            sensors=objective == ORACLE,
+        )  # fmt: skip
         if run == 0:
             for depth in emb.pooled:
                 write_embedding_table(
@@ -398,11 +490,16 @@ def run_probes(
         if objective != ORACLE and config.random_init and arch_key not in floors:
             floors[arch_key] = (task, objective)
         floor_name = floors[arch_key][1] if arch_key in floors else ""
-        log(f"probing {objective}")
-        probe(emb, run, floor_name, seeds)
+        log(f"probing {objective} seed {train_seed}")
+        collector.probe(emb, run, train_seed, floor_name)
+    all_seeds = sorted(set(train_seeds)) or [0]
     if config.reference:
         log(f"probing {BAND_STATISTICS}")
-        probe(band_statistics(chips, store_index), 0, "", seeds)
+        stats = band_statistics(chips, store_index)
+        # No training: the same features under each training seed's probe subsamples, so
+        # that its rows nest like every other row's.
+        for train_seed in all_seeds:
+            collector.probe(stats, 0, train_seed, "")
     if embeddings_dir is not None:
         for found in find_embedding_tables(embeddings_dir):
             emb = ChipEmbeddings(
@@ -414,30 +511,30 @@ def run_probes(
                 keys={found.depth: "embedding"},
             )
             log(f"probing {found.name}")
-            probe(emb, 0, "", seeds)
-    # Random-init floors: weights drawn per seed, so their spread includes the draw.
+            collector.probe(emb, 0, 0, "")
+    # Random-init floors: weights drawn from each training seed of the objectives they floor.
     floor_names = {objective for _, objective in floors.values()}
     single = len(floor_names) == 1
     for task, objective in floors.values():
         name = RANDOM_INIT if single else f"{RANDOM_INIT}:{objective}"
         log(f"probing {name}")
-        for seed in seeds:
-            floor = random_init_like(task, seed)
+        for train_seed in floor_seeds:
+            floor = random_init_like(task, train_seed)
             emb = extract_embeddings(
                 floor,
                 chips,
                 store_index,
                 config.keys_for(objective),
                 objective=name,
-                source=f"{RANDOM_INIT}({objective}, seed={seed})",
+                source=f"{RANDOM_INIT}({objective}, seed={train_seed})",
             )
-            if seed == 0:
+            if train_seed == floor_seeds[0]:
                 for depth in emb.pooled:
                     write_embedding_table(
                         embedding_dir / f"{name}__{depth}.parquet", emb, depth, labels.index
                     )
-            probe(emb, 0, name, [seed])
-    raw = pd.DataFrame(rows)
+            collector.probe(emb, 0, train_seed, name)
+    raw = pd.DataFrame(collector.rows)
     # Each trained objective points at its floor by the floor's row name.
     raw["floor"] = raw["floor"].map(
         lambda f: "" if not f else (RANDOM_INIT if single else f"{RANDOM_INIT}:{f}")
@@ -447,8 +544,10 @@ def run_probes(
         first = RANDOM_INIT if single else f"{RANDOM_INIT}:{next(iter(floors.values()))[1]}"
         raw.loc[raw["objective"] == ORACLE, "floor"] = first  # same backbones, untrained
     table = add_survival(raw)
+    truth = truth_ceilings(labels, Path(scenes_dir)) if scenes_dir else {}
+    instrument = instrument_table(table, truth)
     seconds = time.perf_counter() - start
-    _write_outputs(out, labels, table, predictions, maps, test_rows)
+    _write_outputs(out, labels, table, collector, instrument)
     meta = {
         "fingerprint": fingerprint,
         "version": __version__,
@@ -459,20 +558,21 @@ def run_probes(
                            "class_names": list(t.class_names)} for t in labels.tasks.values()},
         "tile_config": labels.metadata.get("tile_config", {}),
         "checkpoints": checkpoint_info,
+        "train_seeds": all_seeds,
         "embeddings_dir": str(embeddings_dir) if embeddings_dir else None,
         "config": {**config.__dict__, "probes": list(config.probes)},
         "simulator": _simulator_settings(Path(scenes_dir) if scenes_dir else None),
         "floors": sorted({str(f) for f in table["floor"].unique() if f}),
         "seconds": seconds,
         "notes": {
-            "chance": "balanced accuracy: 1/K over the classes present in the test split; "
-            "mIoU: expected mIoU of a uniformly random pixel prediction; mAP: mean test "
+            "chance": "balanced accuracy: 1/K over the classes present in the split; "
+            "mIoU: expected mIoU of a uniformly random pixel prediction; mAP: mean "
             "prevalence",
-            "oracle": "best, over the probes sharing the task's metric, of the supervised "
-            "checkpoint(s)' mean score over seeds at the backbone depth; survival is NaN where "
-            f"it is less than {MIN_ORACLE_MARGIN} above chance",
-            "seeds": "seed s draws the probes' train subsample (train_fraction of the train "
-            "chips) and the random-init weights; several checkpoints of one objective add runs",
+            "oracle": CEILING_NOTE,
+            "seeds": "train_seed: the training seed of the weights (random-init floors draw "
+            "theirs from it; band statistics repeat per training seed); seed: the probe seed, "
+            "which draws the probes' train subsample (train_fraction of the train chips) "
+            "inside each training seed",
         },
     }  # fmt: skip
     with atomic_output(meta_path) as tmp:
@@ -488,16 +588,21 @@ def _write_outputs(
     out: Path,
     labels: ChipLabels,
     table: pd.DataFrame,
-    predictions: list[pd.DataFrame],
-    maps: dict[str, np.ndarray],
-    test_rows: np.ndarray,
+    collector: _Collector,
+    instrument: pd.DataFrame,
 ) -> None:
-    """The report's inputs beside the table: predictions, maps, truth and chip positions."""
-    frames = [p for p in predictions if not p.empty]
+    """The report's inputs beside the table: instrument, predictions, maps, truth, chips."""
+    test_rows = np.flatnonzero(labels.split == "test")
+    with atomic_output(out / INSTRUMENT_TABLE) as tmp:
+        instrument.to_parquet(tmp, index=False)
+    with atomic_output(out / INSTRUMENT_CSV) as tmp:
+        instrument.to_csv(tmp, index=False)
+    frames = collector.predictions
     with atomic_output(out / PREDICTIONS_FILE) as tmp:
         (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()).to_parquet(tmp)
     with atomic_output(out / SEGMENTATION_FILE) as tmp, tmp.open("wb") as handle:
-        np.savez_compressed(handle, test_store_index=labels.store_index[test_rows], **maps)  # type: ignore[arg-type]
+        maps: dict[str, Any] = dict(collector.maps)
+        np.savez_compressed(handle, test_store_index=labels.store_index[test_rows], **maps)
     with atomic_output(out / LABELS_FILE) as tmp, tmp.open("wb") as handle:
         np.savez_compressed(handle, store_index=labels.store_index, **labels.pixel)  # type: ignore[arg-type]
     columns = [c for c in ("chip_id", "store_index", "split", "scene", "col_off", "row_off")

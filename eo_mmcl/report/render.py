@@ -15,8 +15,10 @@ import pandas as pd
 from eo_mmcl.errors import SourceError
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.probes.embeddings import RANDOM_INIT
+from eo_mmcl.probes.instrument import instrument_table
 from eo_mmcl.probes.run import (
     CHIPS_FILE,
+    INSTRUMENT_TABLE,
     LABELS_FILE,
     META_FILE,
     PREDICTIONS_FILE,
@@ -27,10 +29,13 @@ from eo_mmcl.probes.tasks import GROUP_NAMES
 from eo_mmcl.report import plots
 from eo_mmcl.report.tables import (
     best_choice_table,
+    comparison_sentences,
     depth_findings,
     depth_table,
     findings,
+    format_instrument,
     format_main,
+    instrument_findings,
     main_table,
     objective_order,
     to_markdown,
@@ -136,15 +141,17 @@ def _settings(meta: dict[str, Any], table: pd.DataFrame) -> list[str]:
             f"`{name}` ({spec['group']}, {spec['num_classes']} classes)"
             for name, spec in meta.get("tasks", {}).items()
         ),
-        f"seeds: {config.get('seeds')} (seed s draws the probes' train subsample of "
-        f"{config.get('train_fraction')} of the train chips and the random-init weights); "
+        f"training seeds: {meta.get('train_seeds', [0])}; probe seeds per training seed: "
+        f"{config.get('seeds')} (a probe seed draws the probes' train subsample of "
+        f"{config.get('train_fraction')} of the train chips); "
         f"probes: {', '.join(config.get('probes', []))}",
         f"tile settings: `{json.dumps(meta.get('tile_config', {}), sort_keys=True)}`",
     ]
     for ckpt in meta.get("checkpoints", []):
         hp = ckpt.get("hparams", {})
         items.append(
-            f"`{ckpt['objective']}`: `{ckpt['path']}`, epoch {ckpt['epoch']}, "
+            f"`{ckpt['objective']}` (training seed {ckpt.get('train_seed', 0)}): "
+            f"`{ckpt['path']}`, epoch {ckpt['epoch']}, "
             f"{ckpt['global_step']} steps, backbone {hp.get('backbone')}"
             + (f" `{json.dumps(hp['backbone_kwargs'])}`" if hp.get("backbone_kwargs") else "")
             + (f", output stride {hp['output_stride']}" if hp.get("output_stride") else "")
@@ -183,32 +190,61 @@ def build_report(probe_dir: str | Path, out_dir: str | Path) -> Path:
         raise SourceError(f"{src}: no {PROBE_TABLE}; run `eo-mmcl probe` first")
     table = pd.read_parquet(src / PROBE_TABLE)
     meta = json.loads((src / META_FILE).read_text()) if (src / META_FILE).exists() else {}
-    main = main_table(table)
-    depths = depth_table(table)
+    instrument = (
+        pd.read_parquet(src / INSTRUMENT_TABLE)
+        if (src / INSTRUMENT_TABLE).exists()
+        else instrument_table(table)
+    )
+    main = main_table(table, instrument)
+    depths = depth_table(table, instrument)
+    per_depth = [
+        s
+        for d in ("backbone", "projection")
+        for s in comparison_sentences(main_table(table, instrument, depth=d), f" in the {d}")
+    ]
+    seeds = meta.get("train_seeds") or sorted(set(table.get("train_seed", pd.Series([0]))))
     figures = out / FIGURES
     blocks: list[Block] = [
         Block("h1", "What survives in the embeddings"),
+        Block("h2", "Instrument"),
         Block(
             "p",
-            "Survival per task group = (score - chance) / (oracle - chance), with the "
-            "`supervised` objective as the oracle (1) and chance as 0; for each objective and "
-            "group the best (task, probe, depth) by mean over seeds, mean ± standard deviation "
-            "over seeds. The best trained objective of each column is in bold. Groups: "
+            "Before any comparison: per task, the chance level, the ceiling (the better of the "
+            "`supervised` oracle and band statistics, each at its probe chosen on validation), "
+            "the truth ceiling (noise-free chips of the same parcels), the best score of the "
+            "sensor that must not see the task, and the untrained network's survival at the "
+            "cell the main table shows. Readable: the ceiling covers at least 0.6 (S: 0.5) of "
+            "the range above chance and the wrong sensor is within 0.05 of chance. Separable: "
+            "the untrained network keeps at most 0.7. No claim is made on a task that is not "
+            "readable, and no ranking on one that is not separable.",
+        ),
+        Block("table", format_instrument(instrument)),
+        Block("list", instrument_findings(instrument)),
+        Block(
+            "p",
+            "Survival per task group = (score - chance) / (ceiling - chance): 1 is the "
+            "ceiling, 0 chance. For each objective and group the cell (task, probe, depth) "
+            "with the best mean validation survival is shown (never chosen on test), as mean ± "
+            f"standard deviation over {len(seeds)} training seeds (seeds {seeds}; probe seeds "
+            "are averaged inside each). The best trained objective of each readable, separable "
+            "column is in bold. Groups: "
             + ", ".join(f"{g} {GROUP_NAMES[g]}" for g in main.groups)
-            + ". Random-init rows are the same networks untrained (the floor); "
-            "'vs random' is survival minus the floor's.",
+            + ". Random-init rows are the same networks untrained (the floor, weights drawn "
+            "from each training seed); 'vs random' is survival minus the floor's. Differences "
+            "between objectives are paired by training seed and claimed only beyond two "
+            "standard errors.",
         ),
         Block("h2", "Main table"),
         Block("table", format_main(main)),
-        Block("p", "Where each cell comes from (task / probe / depth):"),
+        Block("p", "Where each cell comes from (task / probe / depth, chosen on validation):"),
         Block("table", best_choice_table(main)),
         Block("h2", "Findings"),
-        Block("list", findings(main) + depth_findings(depths)),
+        Block("list", findings(main) + per_depth + depth_findings(depths)),
         Block("h2", "Backbone and projection space"),
         Block(
             "p",
-            "Best mean survival per group at each depth: pooled backbone features, and the "
-            "projection (the space the loss aligns). The main table takes the better of the two.",
+            "Survival per group at each depth (each depth's cell chosen on validation): pooled "
+            "backbone features, and the projection (the space the loss aligns).",
         ),
         Block("table", depths.map(lambda v: f"{v:.2f}" if np.isfinite(v) else "n/a")),
     ]
@@ -228,7 +264,8 @@ def _per_task_blocks(src: Path, table: pd.DataFrame, figures: Path) -> list[Bloc
     """Score tables per task, confusion matrices, PCA previews and error maps."""
     blocks: list[Block] = [Block("h2", "Scores per task")]
     order = objective_order(list(dict.fromkeys(table["objective"])))
-    scores = table.groupby(["task", "probe", "depth", "objective"])["score"].agg(["mean", "std"])
+    joint = table[table["sensor"] == "joint"] if "sensor" in table else table
+    scores = joint.groupby(["task", "probe", "depth", "objective"])["score"].agg(["mean", "std"])
     wide = (
         scores.apply(
             lambda r: f"{r['mean']:.3f} ± {0 if np.isnan(r['std']) else r['std']:.3f}", axis=1

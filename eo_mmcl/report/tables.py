@@ -1,4 +1,12 @@
-"""The report's tables: survival per objective and group (best probe), raw scores, findings."""
+"""The report's tables and generated sentences: instrument, main table, paired comparisons.
+
+Every number here comes from the tidy probe table. The cell shown per objective and group is
+chosen on validation (:func:`eo_mmcl.probes.survival.best_per_group`); error bars are standard
+deviations over training seeds; a comparison between two objectives is paired by training seed
+and claimed only where the mean paired difference exceeds two standard errors. Nothing is
+claimed on a group whose task the instrument table marks not readable, and no ranking on one
+that is readable but not separable.
+"""
 
 from __future__ import annotations
 
@@ -10,14 +18,27 @@ import numpy as np
 import pandas as pd
 
 from eo_mmcl.probes.embeddings import BAND_STATISTICS
-from eo_mmcl.probes.survival import ORACLE, best_per_group, summarise
+from eo_mmcl.probes.instrument import instrument_table
+from eo_mmcl.probes.survival import ORACLE, best_per_group, per_train_seed, summarise
 from eo_mmcl.probes.tasks import GROUP_NAMES, GROUPS
 
 #: Rows that are neither trained objectives nor floors: learning-free references.
 REFERENCES = (BAND_STATISTICS,)
 
-#: Survival of a random-init floor above which a group cannot tell objectives apart.
-HIGH_FLOOR = 0.8
+#: Objectives built to keep unique and synergistic information (what ``clip`` is held against).
+PRESERVING = ("cross_self", "decur", "comm", "coral")
+
+#: What the theory predicts alignment (``clip``) does to each group, and the sources.
+THEORY = {
+    "R": "alignment keeps what both sensors share",
+    "U1": "alignment drops what only the radar sees (Thoreau et al. 2025; Cai et al. 2025)",
+    "U2": "alignment drops what only the optical sensor sees (Thoreau et al. 2025; Cai et al. "
+    "2025)",
+    "S": "alignment drops what only the two sensors together reveal (CoMM; COrAL)",
+}
+
+#: Multiple of the standard error a paired difference must exceed to be claimed.
+SIGNIFICANCE_SE = 2.0
 
 
 @dataclass
@@ -25,13 +46,18 @@ class MainTable:
     """The main comparison, as numbers and as formatted cells.
 
     Args:
-        best: One row per (objective, group): the best (task, probe, depth) by mean survival.
-        survival: Objectives x groups, mean survival of ``best``.
-        survival_std: Same shape, standard deviation over seeds.
+        best: One row per (objective, group): the cell chosen on validation.
+        survival: Objectives x groups, mean survival over training seeds at ``best``.
+        survival_std: Same shape, standard deviation over training seeds.
         score: Objectives x groups, mean raw score of ``best``.
         score_std: Same shape.
         vs_random: Objectives x groups, mean survival_vs_random of ``best``.
+        seeds: Objectives x groups, number of training seeds behind each cell.
+        status: Objectives x groups: ``readable``, ``not separable`` or ``not readable`` (the
+            instrument's verdict on the cell's task and metric).
         groups: Groups present, in report order.
+        instrument: The instrument table the verdicts come from.
+        table: The tidy probe table (for paired comparisons).
     """
 
     best: pd.DataFrame
@@ -40,7 +66,11 @@ class MainTable:
     score: pd.DataFrame
     score_std: pd.DataFrame
     vs_random: pd.DataFrame
+    seeds: pd.DataFrame
+    status: pd.DataFrame
     groups: list[str]
+    instrument: pd.DataFrame
+    table: pd.DataFrame
 
 
 def trained_objectives(objectives: Iterable[object]) -> list[str]:
@@ -60,19 +90,41 @@ def objective_order(objectives: list[str]) -> list[str]:
     return trained + ([ORACLE] if ORACLE in objectives else []) + floors + references
 
 
-def main_table(table: pd.DataFrame) -> MainTable:
+def _verdicts(instrument: pd.DataFrame) -> dict[tuple[str, str], str]:
+    out = {}
+    for row in instrument.itertuples():
+        status = "readable" if row.separable else ("not separable" if row.readable else "")
+        out[(str(row.task), str(row.metric))] = status or "not readable"
+    return out
+
+
+def main_table(
+    table: pd.DataFrame, instrument: pd.DataFrame | None = None, depth: str | None = None
+) -> MainTable:
     """Aggregate the tidy probe table into the main comparison.
 
-    For each objective and group: the (task, probe, depth) whose mean survival over seeds is
-    highest, its mean and standard deviation, its raw score and its change against the floor.
+    For each objective and group: the cell (task, metric, probe, depth) with the best mean
+    validation survival, its mean and standard deviation over training seeds, its raw score,
+    its change against the floor, and the instrument's verdict on its task.
 
     Args:
         table: The tidy probe table (``probes.parquet``).
+        instrument: Its instrument table (computed from ``table`` when not given).
+        depth: Only cells at this depth (``backbone`` or ``projection``); None: both.
 
     Returns:
         The main table.
     """
-    best = best_per_group(summarise(table))
+    instrument = instrument_table(table) if instrument is None else instrument
+    summary = summarise(table)
+    if depth is not None:
+        summary = summary[summary["depth"] == depth]
+    best = best_per_group(summary)
+    verdicts = _verdicts(instrument)
+    best["status"] = [
+        verdicts.get((str(t), str(m)), "not readable")
+        for t, m in zip(best["task"], best["metric"], strict=True)
+    ]
     order = objective_order(list(dict.fromkeys(table["objective"])))
     groups = [g for g in GROUPS if g in set(table["group"])]
 
@@ -87,43 +139,392 @@ def main_table(table: pd.DataFrame) -> MainTable:
         score=pivot("score_mean"),
         score_std=pivot("score_std"),
         vs_random=pivot("vs_random_mean"),
+        seeds=pivot("n"),
+        status=pivot("status"),
         groups=groups,
+        instrument=instrument,
+        table=table,
     )
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """``a`` minus ``b`` in survival, paired by training seed, each at its own shown cell.
+
+    Args:
+        a: First objective.
+        b: Second objective.
+        group: The group.
+        mean: Mean paired difference.
+        se: Its standard error (std of the differences / sqrt(n)).
+        n: Training seeds both have.
+    """
+
+    a: str
+    b: str
+    group: str
+    mean: float
+    se: float
+    n: int
+
+    @property
+    def significant(self) -> bool:
+        """Whether the difference exceeds :data:`SIGNIFICANCE_SE` standard errors (n >= 2)."""
+        return self.n >= 2 and np.isfinite(self.mean) and abs(self.mean) > SIGNIFICANCE_SE * self.se
+
+    def describe(self) -> str:
+        """``+0.31 ± 0.04 (SE, 3 training seeds)``."""
+        se = f"{self.se:.2f}" if np.isfinite(self.se) else "n/a"
+        return f"{self.mean:+.2f} ± {se} (SE, {self.n} training seeds)"
+
+
+def paired_difference(main: MainTable, a: str, b: str, group: str) -> PairedDifference:
+    """The paired difference of two objectives' survival in one group of the main table.
+
+    Args:
+        main: The main table (its chosen cells and probe table).
+        a: First objective.
+        b: Second objective.
+        group: The group.
+
+    Returns:
+        The difference ``a - b``.
+    """
+    seeds = per_train_seed(main.table)
+    cells = main.best.set_index(["objective", "group"])
+    series = []
+    for objective in (a, b):
+        if (objective, group) not in cells.index:
+            return PairedDifference(a, b, group, float("nan"), float("nan"), 0)
+        cell: Any = cells.loc[(objective, group)]
+        rows = seeds[
+            (seeds["objective"] == objective)
+            & (seeds["task"] == cell["task"])
+            & (seeds["metric"] == cell["metric"])
+            & (seeds["probe"] == cell["probe"])
+            & (seeds["depth"] == cell["depth"])
+        ]
+        series.append(rows.set_index("train_seed")["survival"])
+    both = pd.concat(series, axis=1, join="inner").dropna()
+    diff = (both.iloc[:, 0] - both.iloc[:, 1]).to_numpy(dtype=float)
+    n = int(diff.size)
+    if n == 0:
+        return PairedDifference(a, b, group, float("nan"), float("nan"), 0)
+    se = float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    return PairedDifference(a, b, group, float(diff.mean()), se, n)
+
+
+def _num(frame: pd.DataFrame, row: object, column: object) -> float:
+    """One cell as a float (pandas' stubs type cells as any scalar)."""
+    value: Any = frame.at[row, column]
+    return float(value)
+
+
+def _cell(mean: float, std: float) -> str:
+    if not np.isfinite(mean):
+        return "n/a"
+    return f"{mean:.2f} ± {std:.2f}"
+
+
+def format_main(main: MainTable, bold: str = "**") -> pd.DataFrame:
+    """Formatted main table: survival ``mean ± std`` per group, raw scores, change vs floor.
+
+    The best trained objective of each survival column is in bold where the group is readable
+    and separable; cells of a group that is not are marked ``(not readable)`` or
+    ``(not separable)``. ``seeds`` is the number of training seeds behind the row's cells.
+
+    Args:
+        main: The main table.
+        bold: Markup around the best cell of each survival column (Markdown ``**``).
+
+    Returns:
+        A table of strings, objectives in rows.
+    """
+    out = pd.DataFrame(index=main.survival.index)
+    trained = trained_objectives(main.survival.index)
+    for group in main.groups:
+        column = {str(o): _num(main.survival, o, group) for o in main.survival.index}
+        finite = {
+            o: column[o]
+            for o in trained
+            if np.isfinite(column[o]) and main.status.at[o, group] == "readable"
+        }
+        best = max(finite, key=finite.__getitem__) if finite else None
+        cells = []
+        for objective in column:
+            text = _cell(column[objective], _num(main.survival_std, objective, group))
+            status = main.status.at[objective, group]
+            if text != "n/a" and isinstance(status, str) and status != "readable":
+                text += f" ({status})"
+            cells.append(f"{bold}{text}{bold}" if objective == best else text)
+        out[f"{group} survival"] = cells
+    for group in main.groups:
+        out[f"{group} score"] = [
+            _cell(_num(main.score, o, group), _num(main.score_std, o, group)) for o in out.index
+        ]
+    for group in main.groups:
+        out[f"{group} vs random"] = [
+            f"{v:+.2f}" if np.isfinite(v) else "n/a" for v in main.vs_random[group]
+        ]
+    out["seeds"] = [
+        str(int(np.nanmax(v))) if np.isfinite(v).any() else "0"
+        for v in main.seeds.to_numpy(dtype=float)
+    ]
+    out.index.name = "objective"
+    return out
+
+
+def best_choice_table(main: MainTable) -> pd.DataFrame:
+    """Which task, probe and depth each cell of the main table shows (chosen on validation)."""
+    best = main.best.copy()
+    best["choice"] = best["task"] + " / " + best["probe"] + " / " + best["depth"]
+    wide = best.pivot(index="objective", columns="group", values="choice")
+    return wide.reindex(index=main.survival.index, columns=main.groups).fillna("")
+
+
+def format_instrument(instrument: pd.DataFrame) -> pd.DataFrame:
+    """The instrument table as strings, one row per task and metric."""
+
+    def number(value: object) -> str:
+        return f"{float(value):.2f}" if np.isfinite(float(value)) else "n/a"  # type: ignore[arg-type]
+
+    out = pd.DataFrame(
+        {
+            "group": instrument["group"],
+            "metric": instrument["metric"],
+            "chance": instrument["chance"].map(number),
+            "ceiling": instrument["ceiling"].map(number),
+            "set by": instrument["ceiling_source"],
+            "oracle": instrument["oracle"].map(number),
+            "band stats": instrument["band_stats"].map(number),
+            "truth ceiling": instrument["truth_ceiling"].map(number),
+            "wrong sensor": instrument["wrong_sensor_score"].map(number),
+            "floor survival": instrument["floor_survival"].map(number),
+            "readable": instrument["readable"].map({True: "yes", False: "**no**"}),
+            "separable": instrument["separable"].map({True: "yes", False: "**no**"}),
+            "why not": instrument["why"],
+        }
+    )
+    out.index = instrument["task"].to_numpy()
+    out.index.name = "task"
+    return out
+
+
+def instrument_findings(instrument: pd.DataFrame) -> list[str]:
+    """One sentence per task and metric on what the instrument can read."""
+    sentences = []
+    for row in instrument.itertuples():
+        name = f"`{row.task}` ({row.group}, {GROUP_NAMES.get(str(row.group), row.group)}, "
+        name += f"{row.metric})"
+        if not row.readable:
+            sentences.append(f"{name}: not readable ({row.why}); the report makes no claim on it.")
+        elif not row.separable:
+            sentences.append(
+                f"{name}: readable (ceiling {row.ceiling:.2f} against chance {row.chance:.2f}) "
+                f"but not separable ({row.why}): it cannot rank objectives."
+            )
+        else:
+            sentences.append(
+                f"{name}: readable and separable (ceiling {row.ceiling:.2f}, set by "
+                f"{row.ceiling_source}; chance {row.chance:.2f}; untrained network "
+                f"{row.floor_survival:.2f})."
+            )
+    return sentences
+
+
+#: Survival above which a row beats the ceiling beyond seed noise: the ceiling is no ceiling.
+ABOVE_ORACLE = 1.2
+
+
+def weak_oracle_groups(main: MainTable) -> dict[str, tuple[str, float]]:
+    """Groups where some non-oracle row's survival exceeds :data:`ABOVE_ORACLE`.
+
+    Args:
+        main: The main table.
+
+    Returns:
+        Group -> (the row with the highest survival, its survival).
+    """
+    weak = {}
+    others = [str(o) for o in main.survival.index if o not in (ORACLE, *REFERENCES)]
+    for group in main.groups:
+        values = {o: _num(main.survival, o, group) for o in others}
+        values = {o: v for o, v in values.items() if np.isfinite(v)}
+        if values:
+            top = max(values, key=values.__getitem__)
+            if values[top] > ABOVE_ORACLE:
+                weak[group] = (top, values[top])
+    return weak
+
+
+def _group_status(main: MainTable, group: str, objectives: list[str]) -> str:
+    """The weakest verdict over the cells of ``objectives`` in ``group``."""
+    values = [main.status.at[o, group] for o in objectives if o in main.status.index]
+    statuses = [v for v in values if isinstance(v, str)]
+    for status in ("not readable", "not separable"):
+        if status in statuses:
+            return status
+    return "readable" if statuses else "not readable"
+
+
+def comparison_sentences(main: MainTable, where: str = "") -> list[str]:
+    """Per group: what ``clip`` kept and lost against each unique-preserving objective.
+
+    Args:
+        main: The main table (of both depths, or of one: ``where`` then names it).
+        where: Words that say which cells are compared, e.g. ``" in the projection space"``.
+
+    Returns:
+        Sentences, with the theory's prediction beside each comparison.
+    """
+    sentences: list[str] = []
+    objectives = [str(o) for o in main.survival.index]
+    preserving = [o for o in PRESERVING if o in objectives]
+    if "clip" not in objectives or not preserving:
+        return sentences
+    for group in main.groups:
+        label = f"{group} ({GROUP_NAMES.get(group, group)}){where}"
+        status = _group_status(main, group, ["clip", *preserving])
+        if status == "not readable":
+            sentences.append(f"{label}: not readable, no claim.")
+            continue
+        if status == "not separable":
+            sentences.append(
+                f"{label}: readable but not separable (an untrained network keeps nearly as "
+                "much), so it cannot rank objectives."
+            )
+            continue
+        for other in preserving:
+            diff = paired_difference(main, other, "clip", group)
+            if not np.isfinite(diff.mean):
+                continue
+            a, b = _num(main.survival, other, group), _num(main.survival, "clip", group)
+            if not diff.significant:
+                verdict = f"`{other}` and `clip` are not distinguishable ({a:.2f} against {b:.2f}"
+            elif diff.mean > 0:
+                verdict = f"`{other}` keeps more than `clip` ({a:.2f} against {b:.2f}"
+            else:
+                verdict = f"`clip` keeps more than `{other}` ({b:.2f} against {a:.2f}"
+            predicted = diff.significant and diff.mean > 0 if group != "R" else not diff.significant
+            sentences.append(
+                f"{label}: {verdict}; paired difference {diff.describe()}). Theory: "
+                f"{THEORY.get(group, '')}: {'as predicted' if predicted else 'not as predicted'}."
+            )
+    return sentences
+
+
+def floor_sentences(main: MainTable) -> list[str]:
+    """Trained objectives that do not rise above their untrained floor, paired by seed."""
+    sentences = []
+    for objective in trained_objectives(main.survival.index):
+        for group in main.groups:
+            if main.status.at[objective, group] != "readable":
+                continue
+            floor_rows = main.table[main.table["objective"] == objective]["floor"]
+            floor = str(floor_rows.iloc[0]) if len(floor_rows) else ""
+            if not floor or floor not in main.survival.index:
+                continue
+            diff = paired_difference(main, objective, floor, group)
+            if np.isfinite(diff.mean) and not (diff.significant and diff.mean > 0):
+                sentences.append(
+                    f"{group}: `{objective}` does not rise above its untrained floor "
+                    f"`{floor}` (paired difference {diff.describe()})."
+                )
+    return sentences
+
+
+def findings(main: MainTable) -> list[str]:
+    """The generated findings: instrument, comparisons, floors, ceiling warnings, targets.
+
+    Args:
+        main: The main table.
+
+    Returns:
+        Sentences.
+    """
+    sentences = comparison_sentences(main) + floor_sentences(main)
+    weak = weak_oracle_groups(main)
+    for group, (objective, value) in weak.items():
+        sentences.append(
+            f"{group}: `{objective}` scores above the ceiling (survival {value:.2f}), "
+            "so the ceiling is no ceiling here: this group's survival ratios cannot be read as "
+            "fractions kept."
+        )
+    targets = _target_sentences(main, trained_objectives(main.survival.index))
+    unreadable = [
+        g for g in main.groups if _group_status(main, g, list(main.survival.index)) != "readable"
+    ]
+    blocked = sorted(set(weak) | set(unreadable), key=main.groups.index)
+    if blocked:
+        groups = ", ".join(blocked)
+        targets = [f"(not assessable: {groups} not readable, separable or bounded) {t}"
+                   for t in targets]  # fmt: skip
+    return sentences + targets
+
+
+def _target_sentences(main: MainTable, trained: list[str]) -> list[str]:
+    """The targets of the product's answer, each checked against the numbers."""
+    frame = main.survival
+    groups = set(main.groups)
+
+    def value(objective: str, group: str) -> float:
+        return _num(frame, objective, group)
+
+    out: list[str] = []
+    if "clip" in frame.index and "R" in groups:
+        r = value("clip", "R")
+        out.append(f"Target `clip` R >= 0.9: {'met' if r >= 0.9 else 'missed'} (R {r:.2f}).")
+    preserving = [o for o in PRESERVING if o in trained]
+    needed = {"R": 0.9, "U1": 0.8, "U2": 0.8}
+    checked = [g for g in needed if g in groups]
+    if not preserving or not checked:
+        return out
+    # The best of them: the one whose weakest group is strongest.
+    best = max(preserving, key=lambda o: np.nan_to_num(min(value(o, g) for g in checked), nan=-9))
+    values = ", ".join(f"{g} {value(best, g):.2f}" for g in checked)
+    met = all(value(best, g) >= needed[g] for g in checked)
+    out.append(
+        "Target best unique-preserving objective R >= 0.9, U1 and U2 >= 0.8: "
+        f"{'met' if met else 'missed'} by `{best}` ({values})."
+    )
+    return out
+
+
+def depth_table(table: pd.DataFrame, instrument: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Survival per objective, group and depth (backbone vs projection space).
+
+    Alignment acts on the projection; the backbone below it may still hold what the
+    projection dropped. Each depth's cell is chosen on validation among that depth's cells.
+
+    Args:
+        table: The tidy probe table.
+        instrument: Its instrument table (computed when not given).
+
+    Returns:
+        Objectives (with both depths) in rows; columns ``"<group> backbone"`` and
+        ``"<group> projection"``; cells the mean survival over training seeds.
+    """
+    instrument = instrument_table(table) if instrument is None else instrument
+    per_depth = {d: main_table(table, instrument, depth=d) for d in ("backbone", "projection")}
+    summary = summarise(table)
+    both = summary.groupby("objective")["depth"].nunique() > 1
+    rows = [o for o in objective_order(list(dict.fromkeys(table["objective"]))) if both.get(o)]
+    groups = [g for g in GROUPS if g in set(table["group"])]
+    out = pd.DataFrame(index=pd.Index(rows, name="objective"))
+    for group in groups:
+        for depth, main in per_depth.items():
+            out[f"{group} {depth}"] = [
+                _num(main.survival, o, group)
+                if o in main.survival.index and group in main.survival
+                else np.nan
+                for o in rows
+            ]
+    return out
 
 
 #: How much lower a group's survival in the projection space must be than in the backbone
 #: (beyond seed noise) for the findings to say that the aligned space dropped it.
 DEPTH_GAP = 0.1
-
-
-def depth_table(table: pd.DataFrame) -> pd.DataFrame:
-    """Best mean survival per objective, group and depth (backbone vs projection space).
-
-    Alignment acts on the projection; the backbone below it may still hold what the
-    projection dropped. The main table takes the best depth, this one keeps them apart.
-
-    Args:
-        table: The tidy probe table.
-
-    Returns:
-        Objectives (with both depths) in rows; columns ``"<group> backbone"`` and
-        ``"<group> projection"``; cells the best mean survival over (task, probe) at that depth.
-    """
-    summary = summarise(table)
-    best = (
-        summary.dropna(subset=["survival_mean"])
-        .groupby(["objective", "group", "depth"])["survival_mean"]
-        .max()
-        .unstack(["group", "depth"])
-    )
-    groups = [g for g in GROUPS if g in set(table["group"])]
-    columns = [(g, d) for g in groups for d in ("backbone", "projection") if (g, d) in best]
-    both = summary.groupby("objective")["depth"].nunique() > 1
-    rows = [o for o in objective_order(list(dict.fromkeys(table["objective"]))) if both.get(o)]
-    out = best.reindex(index=rows, columns=pd.MultiIndex.from_tuples(columns))
-    out.columns = [f"{g} {d}" for g, d in columns]
-    out.index.name = "objective"
-    return out
 
 
 def depth_findings(depths: pd.DataFrame) -> list[str]:
@@ -151,61 +552,6 @@ def depth_findings(depths: pd.DataFrame) -> list[str]:
     return sentences
 
 
-def _num(frame: pd.DataFrame, row: object, column: object) -> float:
-    """One cell as a float (pandas' stubs type cells as any scalar)."""
-    value: Any = frame.at[row, column]
-    return float(value)
-
-
-def _cell(mean: float, std: float) -> str:
-    if not np.isfinite(mean):
-        return "n/a"
-    return f"{mean:.2f} ± {std:.2f}"
-
-
-def format_main(main: MainTable, bold: str = "**") -> pd.DataFrame:
-    """Formatted main table: survival ``mean ± std`` per group, raw scores, change vs floor.
-
-    The best trained objective of each survival column is in bold.
-
-    Args:
-        main: The main table.
-        bold: Markup around the best cell of each survival column (Markdown ``**``).
-
-    Returns:
-        A table of strings, objectives in rows.
-    """
-    out = pd.DataFrame(index=main.survival.index)
-    trained = trained_objectives(main.survival.index)
-    for group in main.groups:
-        column = {str(o): _num(main.survival, o, group) for o in main.survival.index}
-        finite = {o: column[o] for o in trained if np.isfinite(column[o])}
-        best = max(finite, key=finite.__getitem__) if finite else None
-        cells = []
-        for objective in column:
-            text = _cell(column[objective], _num(main.survival_std, objective, group))
-            cells.append(f"{bold}{text}{bold}" if objective == best else text)
-        out[f"{group} survival"] = cells
-    for group in main.groups:
-        out[f"{group} score"] = [
-            _cell(_num(main.score, o, group), _num(main.score_std, o, group)) for o in out.index
-        ]
-    for group in main.groups:
-        out[f"{group} vs random"] = [
-            f"{v:+.2f}" if np.isfinite(v) else "n/a" for v in main.vs_random[group]
-        ]
-    out.index.name = "objective"
-    return out
-
-
-def best_choice_table(main: MainTable) -> pd.DataFrame:
-    """Which task, probe and depth gave each cell of the main table."""
-    best = main.best.copy()
-    best["choice"] = best["task"] + " / " + best["probe"] + " / " + best["depth"]
-    wide = best.pivot(index="objective", columns="group", values="choice")
-    return wide.reindex(index=main.survival.index, columns=main.groups).fillna("")
-
-
 def to_markdown(frame: pd.DataFrame) -> str:
     """A pipe table (pandas' ``to_markdown`` needs the optional ``tabulate``)."""
     header = [str(frame.index.name or ""), *map(str, frame.columns)]
@@ -213,125 +559,3 @@ def to_markdown(frame: pd.DataFrame) -> str:
     for index, row in frame.iterrows():
         lines.append("| " + " | ".join([str(index), *map(str, row.tolist())]) + " |")
     return "\n".join(lines)
-
-
-def findings(main: MainTable) -> list[str]:
-    """One sentence per finding, generated from the numbers of the main table.
-
-    Args:
-        main: The main table.
-
-    Returns:
-        Sentences.
-    """
-    sentences: list[str] = []
-    survival = main.survival
-    objectives = [str(o) for o in survival.index]
-    trained = trained_objectives(objectives)
-    floors = [o for o in objectives if o.startswith("random-init")]
-    for group in main.groups:
-        column = {o: _num(survival, o, group) for o in trained}
-        column = {o: v for o, v in column.items() if np.isfinite(v)}
-        floor_values = [_num(survival, o, group) for o in floors]
-        high = max([v for v in floor_values if np.isfinite(v)], default=-np.inf)
-        if high >= HIGH_FLOOR:
-            sentences.append(
-                f"{group}: an untrained encoder already reaches survival {high:.2f}, so this "
-                "group cannot tell the objectives apart."
-            )
-        if not column:
-            sentences.append(
-                f"{group} ({GROUP_NAMES.get(group, group)}): the supervised oracle is not above "
-                "chance for the trained objectives' best probes, so survival is undefined."
-            )
-            continue
-        best, worst = max(column, key=column.__getitem__), min(column, key=column.__getitem__)
-        sentences.append(
-            f"{group} ({GROUP_NAMES.get(group, group)}): `{best}` keeps the most "
-            f"(survival {column[best]:.2f}), `{worst}` the least ({column[worst]:.2f})."
-        )
-        change = {o: _num(main.vs_random, o, group) for o in column}
-        below = [o for o, v in change.items() if v < -0.05]
-        if below:
-            listed = ", ".join(f"`{o}` ({change[o]:+.2f})" for o in below)
-            sentences.append(f"{group}: below the random-init floor after training: {listed}.")
-    weak = weak_oracle_groups(main)
-    for group, (objective, value) in weak.items():
-        sentences.append(
-            f"{group}: `{objective}` scores above the supervised oracle (survival {value:.2f}), "
-            "so the oracle is no ceiling here (under-trained, or too few chips to learn the "
-            "task): this group's survival ratios cannot be read as fractions kept."
-        )
-    targets = _target_sentences(main, trained)
-    if weak:
-        groups = ", ".join(weak)
-        targets = [
-            f"(not assessable: the oracle is below other rows in {groups}) {t}" for t in targets
-        ]
-    return sentences + targets
-
-
-#: Survival above which a row beats the oracle beyond seed noise: the oracle is no ceiling.
-ABOVE_ORACLE = 1.2
-
-
-def weak_oracle_groups(main: MainTable) -> dict[str, tuple[str, float]]:
-    """Groups where some non-oracle row's survival exceeds :data:`ABOVE_ORACLE`.
-
-    Args:
-        main: The main table.
-
-    Returns:
-        Group -> (the row with the highest survival, its survival).
-    """
-    weak = {}
-    others = [str(o) for o in main.survival.index if o != ORACLE]
-    for group in main.groups:
-        values = {o: _num(main.survival, o, group) for o in others}
-        values = {o: v for o, v in values.items() if np.isfinite(v)}
-        if values:
-            top = max(values, key=values.__getitem__)
-            if values[top] > ABOVE_ORACLE:
-                weak[group] = (top, values[top])
-    return weak
-
-
-def _target_sentences(main: MainTable, trained: list[str]) -> list[str]:
-    """The targets of the product's answer, each checked against the numbers."""
-    frame = main.survival
-    groups = set(main.groups)
-
-    def value(objective: str, group: str) -> float:
-        return _num(frame, objective, group)
-
-    out: list[str] = []
-    if "clip" in frame.index and "R" in groups:
-        r = value("clip", "R")
-        out.append(f"Target `clip` R >= 0.9: {'met' if r >= 0.9 else 'missed'} (R {r:.2f}).")
-    preserving = [o for o in ("cross_self", "decur", "comm", "coral") if o in trained]
-    needed = {"R": 0.9, "U1": 0.8, "U2": 0.8}
-    checked = [g for g in needed if g in groups]
-    if not preserving or not checked:
-        return out
-    # The best of them: the one whose weakest group is strongest.
-    best = max(preserving, key=lambda o: np.nan_to_num(min(value(o, g) for g in checked), nan=-9))
-    values = ", ".join(f"{g} {value(best, g):.2f}" for g in checked)
-    met = all(value(best, g) >= needed[g] for g in checked)
-    out.append(
-        "Target best unique-preserving objective R >= 0.9, U1 and U2 >= 0.8: "
-        f"{'met' if met else 'missed'} by `{best}` ({values})."
-    )
-    if "clip" in frame.index:
-        for group in ("U1", "U2", "S"):
-            if group not in groups:
-                continue
-            gap = max(value(o, group) for o in preserving) - value("clip", group)
-            text = (
-                f"Best unique-preserving {group} survival minus `clip`'s: {gap:+.2f}"
-                if np.isfinite(gap)
-                else f"{group}: no finite survival to compare with `clip`"
-            )
-            if group == "S" and np.isfinite(gap):
-                text += f" (target >= +0.10: {'met' if gap >= 0.1 else 'missed'})"
-            out.append(text + ".")
-    return out
