@@ -254,3 +254,29 @@ def test_data_wait_monitor_accounts_wait_and_compute(monkeypatch: pytest.MonkeyP
     assert monitor.compute == pytest.approx(2.5 + 5.5 + 0.5)
     assert monitor.data_wait_fraction == pytest.approx(1.0 / 9.5)
     assert monitor.samples_per_s == pytest.approx(12 / 9.5)
+
+
+def test_channels_last_training_keeps_the_numbers(chips_dir: Path) -> None:
+    """Channels-last is a memory layout: the same seed gives the same losses up to rounding."""
+    from lightning import Trainer, seed_everything
+
+    losses, layouts = {}, {}
+    for channels_last in (True, False):
+        seed_everything(0)
+        model = CLIPTask(proj_dim=8, proj_hidden_dim=16, channels_last=channels_last)
+        trainer = Trainer(
+            max_steps=3,
+            limit_val_batches=0,
+            accelerator="cpu",
+            logger=False,
+            enable_progress_bar=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+        )
+        dm = PairedS1S2DataModule(chips_dir, batch_size=8, augment=False)
+        trainer.fit(model, dm)
+        losses[channels_last] = float(trainer.callback_metrics["train/loss"])
+        stem = next(p for p in model.encoder.s2.parameters() if p.ndim == 4)
+        layouts[channels_last] = stem.is_contiguous(memory_format=torch.channels_last)
+    assert layouts == {True: True, False: False}
+    assert losses[True] == pytest.approx(losses[False], rel=1e-3)

@@ -51,6 +51,9 @@ class ObjectiveTask(LightningModule):
         s2_channels: Sentinel-2 bands.
         gather_distributed: Under DDP, gather the other processes' embeddings as negatives
             (the contrastive and Barlow terms then see the global batch).
+        channels_last: Train in channels-last memory layout: oneDNN's and cuDNN's faster
+            convolution kernels (benchmarks/train_throughput.py measures the gain). The same
+            weights up to float rounding; checkpoints load into either layout.
     """
 
     objective: ClassVar[str] = "base"
@@ -71,6 +74,7 @@ class ObjectiveTask(LightningModule):
         s1_channels: int = 2,
         s2_channels: int = 12,
         gather_distributed: bool = False,
+        channels_last: bool = True,
     ) -> None:
         super().__init__()
         self.save_hyperparameters()
@@ -133,8 +137,23 @@ class ObjectiveTask(LightningModule):
         return {**pooled, "joint": torch.cat([pooled["s1"], pooled["s2"]], dim=1)}
 
     # -- Lightning -----------------------------------------------------------------------------
+    def _in_weight_layout(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Chips channels-last where the weights are (training with ``channels_last``).
+
+        Here and not in ``on_after_batch_transfer``: Lightning calls only the datamodule's
+        hook where both define one, and torchgeo's datamodules do.
+        """
+        if not self.hparams.get("channels_last", False):
+            return batch
+        return {
+            k: v.contiguous(memory_format=torch.channels_last)
+            if isinstance(v, Tensor) and v.ndim == 4 and k.startswith("image")
+            else v
+            for k, v in batch.items()
+        }
+
     def _step(self, batch: dict[str, Tensor], stage: str) -> Tensor:
-        loss, embeddings = self.compute_loss(batch)
+        loss, embeddings = self.compute_loss(self._in_weight_layout(batch))
         size = int(batch["image_s2"].shape[0])
         if not torch.isfinite(loss.total):
             terms = ", ".join(f"{k}={float(v):.4g}" for k, v in loss.terms.items())
@@ -206,6 +225,16 @@ class ObjectiveTask(LightningModule):
         )
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
         return {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def setup(self, stage: str) -> None:
+        """Lay the weights out channels-last for training, before the optimizer takes them.
+
+        Args:
+            stage: Lightning's stage (``fit``, ``validate``, ``predict`` ...).
+        """
+        # Checkpoints written before the option existed train contiguous, as they did.
+        if stage == "fit" and self.hparams.get("channels_last", False):
+            self.to(memory_format=torch.channels_last)
 
     def on_fit_start(self) -> None:
         """Take the band lists and normalisation of the datamodule into the checkpoint.
