@@ -15,6 +15,7 @@ mAP (multi-label). Chance levels are analytic, never fitted:
 
 from __future__ import annotations
 
+import copy
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -246,10 +247,19 @@ def linear_probe(
     rotation = _rotation(len(xt), xt.shape[1], seed).fit(xt)
     zt, zv = rotation.transform(xt), rotation.transform(xv)
 
+    previous: list[LogisticRegression] = []
+
     def fit(c: float) -> tuple[object, float]:
-        head: LogisticRegression | OneVsRestClassifier = LogisticRegression(
-            C=c, max_iter=500, random_state=seed
-        )
+        # Warm start from the previous (stronger-regularised) C's solution: the problem is
+        # strictly convex, so the optimum is the same, reached in a fraction of the lbfgs
+        # iterations of a cold start (the linear probe was most of the probe stage's time).
+        head: LogisticRegression | OneVsRestClassifier
+        if previous and not multilabel:
+            head = copy.deepcopy(previous[-1]).set_params(C=c, warm_start=True)
+        else:
+            head = LogisticRegression(C=c, max_iter=500, random_state=seed)
+        if not multilabel:
+            previous.append(head)
         if multilabel:
             head = OneVsRestClassifier(head)
             _fit_quietly(head, zt, yt)
@@ -261,7 +271,7 @@ def linear_probe(
         # One class in the train chips (tiny stores): the only honest prediction is that class.
         c_grid = (float("nan"),)
         fit = lambda c: _constant(xt, yt, xv, yv)  # noqa: E731
-    c, val_score, model = _select(c_grid, fit)
+    c, val_score, model = _select(sorted(c_grid), fit)
     if multilabel:
         score, chance = map_score(ys, model.predict_proba(xs))  # type: ignore[attr-defined]
         return ProbeResult(score, chance, "map", c, float(val_score), _map_chance(yv))
