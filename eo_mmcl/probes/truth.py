@@ -3,11 +3,11 @@
 The simulator's sidecar (``<scene>_truth.json``) holds every parcel's noise-free signature:
 its S2 reflectance and S1 sigma0 without texture, additive noise, speckle or clouds
 (``parcels.s2_reflectance``, ``parcels.s1_sigma0_db``), and the parcel-id raster says which
-parcel lies under each S2 pixel. A noise-free chip is then the pixel-weighted mean of the
-signatures of the parcels it covers (reflectance averaged as reflectance, backscatter as linear
-power), over the same valid pixels as the chip store's. What a probe reads from these features
-is limited only by the parcels' own nuisances (brightness, vigour, roughness ...) and by mixing
-parcels in one chip, not by sensor noise: an upper bound for every encoder at this chip size.
+parcel lies under each S2 pixel. A noise-free chip is then the signature of its dominant
+parcel: the one under most of the chip's valid pixels (the same valid pixels as the chip
+store's), which carries the chip's majority label. What a probe reads from these features is
+limited only by the parcels' own nuisances (brightness, vigour, roughness ...), not by sensor
+noise, speckle, texture or the other parcels in the chip: how well the label can be read at all.
 
 Its score is the balanced accuracy of the linear and kNN probes on standardised features (the
 probe chosen on validation), on the chip store's splits.
@@ -52,7 +52,8 @@ def noise_free_features(labels: ChipLabels, scenes_dir: Path) -> np.ndarray | No
         scenes_dir: The simulator's output folder.
 
     Returns:
-        (N, 14) features: log S2 reflectance per band, S1 sigma0 in dB per polarisation; None
+        (N, 14) features of each chip's dominant parcel: log S2 reflectance per band, S1 sigma0
+        in dB per polarisation; None
         where the scenes have no signatures or a chip's scene is missing.
     """
     scenes = _scene_signatures(scenes_dir)
@@ -74,8 +75,11 @@ def noise_free_features(labels: ChipLabels, scenes_dir: Path) -> np.ndarray | No
                 window = from_bounds(west, south, east, north, ds.transform)
                 ids = ds.read(1, window=window.round_offsets().round_lengths())
                 keep = valid[row] if valid[row].any() else np.ones_like(valid[row])
-                mean = signatures[ids[keep]].mean(axis=0)
-                out[row] = np.concatenate([np.log(mean[:12]), 10 * np.log10(mean[12:])])
+                # The parcel under most of the chip's valid pixels carries its majority label;
+                # a pixel-weighted mean over several parcels would blur the very attributes
+                # the label is about (measured on the demo: synergy 0.64 against 0.87).
+                dominant = signatures[np.bincount(ids[keep].ravel()).argmax()]
+                out[row] = np.concatenate([np.log(dominant[:12]), 10 * np.log10(dominant[12:])])
     return out
 
 
