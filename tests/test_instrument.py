@@ -104,12 +104,14 @@ def test_paired_differences_consistent_and_noisy() -> None:
     diff = paired_difference(consistent, "coral", "clip", "U2")
     assert diff.n == 3 and diff.mean > 0 and diff.significant
     sentence = comparison_sentences(consistent)[0]
-    assert "`coral` keeps more than `clip`" in sentence and "as predicted" in sentence
+    assert "`coral` keeps more than `clip`" in sentence and sentence.endswith(": as predicted.")
     # Same means, but the per-seed differences swing either way: not distinguishable.
     noisy = main_table(_table({"clip": [0.60, 0.90, 0.70], "coral": [0.92, 0.62, 0.89]}))
     diff = paired_difference(noisy, "coral", "clip", "U2")
     assert abs(diff.mean) < 2 * diff.se and not diff.significant
-    assert "not distinguishable" in comparison_sentences(noisy)[0]
+    sentence = comparison_sentences(noisy)[0]
+    assert "not distinguishable" in sentence and "not resolved at this precision" in sentence
+    assert "as predicted" not in sentence
 
 
 def test_the_cell_shown_is_chosen_on_validation_not_test() -> None:

@@ -405,12 +405,24 @@ def comparison_sentences(main: MainTable, where: str = "") -> list[str]:
                 verdict = f"`{other}` keeps more than `clip` ({a:.2f} against {b:.2f}"
             else:
                 verdict = f"`clip` keeps more than `{other}` ({b:.2f} against {a:.2f}"
-            predicted = diff.significant and diff.mean > 0 if group != "R" else not diff.significant
             sentences.append(
                 f"{label}: {verdict}; paired difference {diff.describe()}). Theory: "
-                f"{THEORY.get(group, '')}: {'as predicted' if predicted else 'not as predicted'}."
+                f"{THEORY.get(group, '')}: {_against_theory(group, diff)}."
             )
     return sentences
+
+
+def _against_theory(group: str, diff: PairedDifference) -> str:
+    """How a paired difference (unique-preserving objective minus ``clip``) meets the theory.
+
+    The theory predicts no difference on the shared group and a positive one elsewhere; a
+    difference within its uncertainty neither confirms nor contradicts a predicted gap.
+    """
+    if group == "R":
+        return "not as predicted" if diff.significant else "consistent with the prediction"
+    if not diff.significant:
+        return "not resolved at this precision (neither confirmed nor contradicted)"
+    return "as predicted" if diff.mean > 0 else "against the prediction"
 
 
 def floor_sentences(main: MainTable) -> list[str]:
