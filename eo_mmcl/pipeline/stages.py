@@ -8,9 +8,11 @@ a killed run) or starts over (``ctx.restart`` True: config or inputs changed, or
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -241,14 +243,22 @@ def _train_one(ctx: StageContext, objective: str, seed: int) -> dict[str, Any]:
     if last.is_file():
         log.info("train: %s seed %d resumes from %s", objective, seed, last)
         args += ["--ckpt_path", str(last)]
-    log.info("train: %s seed %d (%d epochs)", objective, seed, ctx.config.train.max_epochs)
+    # The last --trainer.max_epochs wins (objective_args may raise the oracle's).
+    epochs = [v for k, v in itertools.pairwise(args) if k == "--trainer.max_epochs"]
+    log.info("train: %s seed %d (at most %s epochs)", objective, seed, epochs[-1])
+    start = time.perf_counter()
     cli = run_training(args)
+    seconds = round(time.perf_counter() - start, 1)
     metrics = {
         k.replace("/", "_"): round(float(v), 5)
         for k, v in cli.trainer.callback_metrics.items()
         if k.endswith("loss") or k.endswith("balanced_accuracy")
     }
-    summary: dict[str, Any] = {"epochs": cli.trainer.current_epoch, **metrics}
+    summary: dict[str, Any] = {
+        "epochs": cli.trainer.current_epoch,
+        "seconds": seconds,
+        **metrics,
+    }
     callback = cli.trainer.checkpoint_callback
     best_path = getattr(callback, "best_model_path", "")  # a ModelCheckpoint's, if any
     best = Path(best_path) if best_path else None
