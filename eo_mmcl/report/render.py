@@ -239,7 +239,7 @@ def build_report(probe_dir: str | Path, out_dir: str | Path) -> Path:
         Block("p", "Where each cell comes from (task / probe / depth, chosen on validation):"),
         Block("table", best_choice_table(main)),
         Block("h2", "Findings"),
-        Block("list", findings(main) + per_depth + depth_findings(depths)),
+        Block("list", findings(main) + per_depth + depth_findings(table, instrument)),
         Block("h2", "Backbone and projection space"),
         Block(
             "p",

@@ -178,6 +178,53 @@ class PairedDifference:
         return f"{self.mean:+.2f} ± {se} (SE, {self.n} training seeds)"
 
 
+def shown_cell_per_seed(main: MainTable, objective: str, group: str) -> pd.Series:
+    """Survival per training seed of the cell the main table shows for an objective and group.
+
+    Args:
+        main: The main table (its chosen cells and probe table).
+        objective: The objective.
+        group: The group.
+
+    Returns:
+        Survival indexed by ``train_seed`` (empty where the table shows no cell).
+    """
+    cells = main.best.set_index(["objective", "group"])
+    if (objective, group) not in cells.index:
+        return pd.Series(dtype=float)
+    cell: Any = cells.loc[(objective, group)]
+    seeds = per_train_seed(main.table)
+    rows = seeds[
+        (seeds["objective"] == objective)
+        & (seeds["task"] == cell["task"])
+        & (seeds["metric"] == cell["metric"])
+        & (seeds["probe"] == cell["probe"])
+        & (seeds["depth"] == cell["depth"])
+    ]
+    return rows.set_index("train_seed")["survival"]
+
+
+def paired(a: pd.Series, b: pd.Series, names: tuple[str, str], group: str) -> PairedDifference:
+    """``a - b`` over the training seeds both have.
+
+    Args:
+        a: Survival per training seed.
+        b: Survival per training seed.
+        names: What ``a`` and ``b`` are (objectives, or an objective at two depths).
+        group: The group.
+
+    Returns:
+        The paired difference.
+    """
+    both = pd.concat([a, b], axis=1, join="inner").dropna()
+    diff = (both.iloc[:, 0] - both.iloc[:, 1]).to_numpy(dtype=float)
+    n = int(diff.size)
+    if n == 0:
+        return PairedDifference(*names, group, float("nan"), float("nan"), 0)
+    se = float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
+    return PairedDifference(*names, group, float(diff.mean()), se, n)
+
+
 def paired_difference(main: MainTable, a: str, b: str, group: str) -> PairedDifference:
     """The paired difference of two objectives' survival in one group of the main table.
 
@@ -190,28 +237,9 @@ def paired_difference(main: MainTable, a: str, b: str, group: str) -> PairedDiff
     Returns:
         The difference ``a - b``.
     """
-    seeds = per_train_seed(main.table)
-    cells = main.best.set_index(["objective", "group"])
-    series = []
-    for objective in (a, b):
-        if (objective, group) not in cells.index:
-            return PairedDifference(a, b, group, float("nan"), float("nan"), 0)
-        cell: Any = cells.loc[(objective, group)]
-        rows = seeds[
-            (seeds["objective"] == objective)
-            & (seeds["task"] == cell["task"])
-            & (seeds["metric"] == cell["metric"])
-            & (seeds["probe"] == cell["probe"])
-            & (seeds["depth"] == cell["depth"])
-        ]
-        series.append(rows.set_index("train_seed")["survival"])
-    both = pd.concat(series, axis=1, join="inner").dropna()
-    diff = (both.iloc[:, 0] - both.iloc[:, 1]).to_numpy(dtype=float)
-    n = int(diff.size)
-    if n == 0:
-        return PairedDifference(a, b, group, float("nan"), float("nan"), 0)
-    se = float(diff.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
-    return PairedDifference(a, b, group, float(diff.mean()), se, n)
+    return paired(
+        shown_cell_per_seed(main, a, group), shown_cell_per_seed(main, b, group), (a, b), group
+    )
 
 
 def _num(frame: pd.DataFrame, row: object, column: object) -> float:
@@ -502,6 +530,11 @@ def _target_sentences(main: MainTable, trained: list[str]) -> list[str]:
     return out
 
 
+def _depth_mains(table: pd.DataFrame, instrument: pd.DataFrame | None) -> dict[str, MainTable]:
+    instrument = instrument_table(table) if instrument is None else instrument
+    return {d: main_table(table, instrument, depth=d) for d in ("backbone", "projection")}
+
+
 def depth_table(table: pd.DataFrame, instrument: pd.DataFrame | None = None) -> pd.DataFrame:
     """Survival per objective, group and depth (backbone vs projection space).
 
@@ -516,8 +549,7 @@ def depth_table(table: pd.DataFrame, instrument: pd.DataFrame | None = None) -> 
         Objectives (with both depths) in rows; columns ``"<group> backbone"`` and
         ``"<group> projection"``; cells the mean survival over training seeds.
     """
-    instrument = instrument_table(table) if instrument is None else instrument
-    per_depth = {d: main_table(table, instrument, depth=d) for d in ("backbone", "projection")}
+    per_depth = _depth_mains(table, instrument)
     summary = summarise(table)
     both = summary.groupby("objective")["depth"].nunique() > 1
     rows = [o for o in objective_order(list(dict.fromkeys(table["objective"]))) if both.get(o)]
@@ -534,32 +566,44 @@ def depth_table(table: pd.DataFrame, instrument: pd.DataFrame | None = None) -> 
     return out
 
 
-#: How much lower a group's survival in the projection space must be than in the backbone
-#: (beyond seed noise) for the findings to say that the aligned space dropped it.
+#: How much lower a group's survival in the projection space must be than in the backbone for
+#: the findings to say that the aligned space dropped it (and beyond two paired standard
+#: errors over the training seeds).
 DEPTH_GAP = 0.1
 
 
-def depth_findings(depths: pd.DataFrame) -> list[str]:
+def depth_findings(table: pd.DataFrame, instrument: pd.DataFrame | None = None) -> list[str]:
     """Sentences where a trained objective's projection keeps clearly less than its backbone.
 
+    Clearly: the mean gap exceeds :data:`DEPTH_GAP` and the difference, paired by training
+    seed (each depth at its own cell chosen on validation), exceeds two standard errors.
+
     Args:
-        depths: Output of :func:`depth_table`.
+        table: The tidy probe table.
+        instrument: Its instrument table (computed when not given).
 
     Returns:
         Sentences.
     """
+    per_depth = _depth_mains(table, instrument)
+    back, proj = per_depth["backbone"], per_depth["projection"]
     sentences = []
-    for objective in trained_objectives(depths.index):
-        for group in GROUPS:
-            low, high = f"{group} projection", f"{group} backbone"
-            if low not in depths or high not in depths:
-                continue
-            proj, back = _num(depths, objective, low), _num(depths, objective, high)
-            if np.isfinite(proj) and np.isfinite(back) and back - proj > DEPTH_GAP:
+    objectives = set(back.survival.index) & set(proj.survival.index)
+    for objective in trained_objectives(o for o in back.survival.index if o in objectives):
+        for group in back.groups:
+            diff = paired(
+                shown_cell_per_seed(back, objective, group),
+                shown_cell_per_seed(proj, objective, group),
+                (f"{objective} backbone", f"{objective} projection"),
+                group,
+            )
+            if diff.significant and diff.mean > DEPTH_GAP:
+                b, p = _num(back.survival, objective, group), _num(proj.survival, objective, group)
                 sentences.append(
                     f"{group} ({GROUP_NAMES.get(group, group)}): `{objective}`'s projection "
-                    f"(aligned) space keeps {proj:.2f}, its backbone {back:.2f}: the loss's "
-                    "space dropped what the layers below it still hold."
+                    f"(aligned) space keeps {p:.2f}, its backbone {b:.2f} (paired difference "
+                    f"{diff.describe()}): the loss's space dropped what the layers below it "
+                    "still hold."
                 )
     return sentences
 
