@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -185,6 +186,20 @@ def test_ddp_on_two_cpu_processes(chips_dir: Path, tmp_path: Path) -> None:
     assert len(lines) == 2 and all("train_loss=nan" not in line for line in lines), lines
 
 
+def _quiet_trainer(**limits: Any) -> Any:
+    """A CPU Trainer without logger, checkpoints, progress bar or summary."""
+    from lightning import Trainer
+
+    return Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_progress_bar=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        **limits,
+    )
+
+
 def test_nan_loss_stops_training_with_a_clear_message(chips_dir: Path) -> None:
     model = CLIPTask(proj_dim=8, proj_hidden_dim=16)
 
@@ -193,16 +208,7 @@ def test_nan_loss_stops_training_with_a_clear_message(chips_dir: Path) -> None:
         return LossOutput(z.sum() * float("nan"), {"clip": torch.tensor(float("nan"))}), {}
 
     model.compute_loss = nan_loss  # type: ignore[method-assign]
-    from lightning import Trainer
-
-    trainer = Trainer(
-        max_epochs=1,
-        accelerator="cpu",
-        logger=False,
-        enable_progress_bar=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-    )
+    trainer = _quiet_trainer(max_epochs=1)
     with pytest.raises(FloatingPointError, match=r"objective 'clip'.*step 0"):
         trainer.fit(model, PairedS1S2DataModule(chips_dir, batch_size=8))
 
@@ -258,21 +264,13 @@ def test_data_wait_monitor_accounts_wait_and_compute(monkeypatch: pytest.MonkeyP
 
 def test_channels_last_training_keeps_the_numbers(chips_dir: Path) -> None:
     """Channels-last is a memory layout: the same seed gives the same losses up to rounding."""
-    from lightning import Trainer, seed_everything
+    from lightning import seed_everything
 
     losses, layouts = {}, {}
     for channels_last in (True, False):
         seed_everything(0)
         model = CLIPTask(proj_dim=8, proj_hidden_dim=16, channels_last=channels_last)
-        trainer = Trainer(
-            max_steps=3,
-            limit_val_batches=0,
-            accelerator="cpu",
-            logger=False,
-            enable_progress_bar=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-        )
+        trainer = _quiet_trainer(max_steps=3, limit_val_batches=0)
         dm = PairedS1S2DataModule(chips_dir, batch_size=8, augment=False)
         trainer.fit(model, dm)
         losses[channels_last] = float(trainer.callback_metrics["train/loss"])

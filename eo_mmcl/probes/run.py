@@ -494,55 +494,11 @@ def run_probes(
         collector.probe(emb, run, train_seed, floor_name)
     all_seeds = sorted(set(train_seeds)) or [0]
     if config.reference:
-        log(f"probing {BAND_STATISTICS}")
-        stats = band_statistics(chips, store_index)
-        # No training: the same features under each training seed's probe subsamples, so
-        # that its rows nest like every other row's.
-        for train_seed in all_seeds:
-            collector.probe(stats, 0, train_seed, "")
+        _probe_band_statistics(chips, store_index, all_seeds, collector, log)
     if embeddings_dir is not None:
-        for found in find_embedding_tables(embeddings_dir):
-            emb = ChipEmbeddings(
-                objective=found.name,
-                architecture=found.architecture,
-                source=str(found.path),
-                store_index=store_index,
-                pooled={found.depth: read_embedding_table(found.path, store_index)},
-                keys={found.depth: "embedding"},
-            )
-            log(f"probing {found.name}")
-            collector.probe(emb, 0, 0, "")
-    # Random-init floors: weights drawn from each training seed of the objectives they floor.
-    floor_names = {objective for _, objective in floors.values()}
-    single = len(floor_names) == 1
-    for task, objective in floors.values():
-        name = RANDOM_INIT if single else f"{RANDOM_INIT}:{objective}"
-        log(f"probing {name}")
-        for train_seed in floor_seeds:
-            floor = random_init_like(task, train_seed)
-            emb = extract_embeddings(
-                floor,
-                chips,
-                store_index,
-                config.keys_for(objective),
-                objective=name,
-                source=f"{RANDOM_INIT}({objective}, seed={train_seed})",
-            )
-            if train_seed == floor_seeds[0]:
-                for depth in emb.pooled:
-                    write_embedding_table(
-                        embedding_dir / f"{name}__{depth}.parquet", emb, depth, labels.index
-                    )
-            collector.probe(emb, 0, train_seed, name)
-    raw = pd.DataFrame(collector.rows)
-    # Each trained objective points at its floor by the floor's row name.
-    raw["floor"] = raw["floor"].map(
-        lambda f: "" if not f else (RANDOM_INIT if single else f"{RANDOM_INIT}:{f}")
-    )
-    raw.loc[raw["objective"].astype(str).str.startswith(RANDOM_INIT), "floor"] = raw["objective"]
-    if (raw["objective"] == ORACLE).any() and floors:
-        first = RANDOM_INIT if single else f"{RANDOM_INIT}:{next(iter(floors.values()))[1]}"
-        raw.loc[raw["objective"] == ORACLE, "floor"] = first  # same backbones, untrained
+        _probe_tables(Path(embeddings_dir), store_index, collector, log)
+    _probe_floors(floors, floor_seeds, chips, store_index, config, collector, embedding_dir, log)
+    raw = _named_floors(pd.DataFrame(collector.rows), floors)
     table = add_survival(raw)
     truth = truth_ceilings(labels, Path(scenes_dir)) if scenes_dir else {}
     instrument = instrument_table(table, truth)
@@ -575,13 +531,113 @@ def run_probes(
             "inside each training seed",
         },
     }  # fmt: skip
-    with atomic_output(meta_path) as tmp:
+    _write_table(out, table, meta)
+    return ProbeRun(table, out, seconds=seconds)
+
+
+def _write_table(out: Path, table: pd.DataFrame, meta: dict[str, Any]) -> None:
+    """The settings, then the tidy table: ``probes.parquet`` last, as the run's finish mark."""
+    with atomic_output(out / META_FILE) as tmp:
         tmp.write_text(json.dumps(meta, indent=2, default=str))
     with atomic_output(out / PROBE_CSV) as tmp:
         table.to_csv(tmp, index=False)
     with atomic_output(out / PROBE_TABLE) as tmp:
         table.to_parquet(tmp, index=False)
-    return ProbeRun(table, out, seconds=seconds)
+
+
+def _probe_band_statistics(
+    chips: Path,
+    store_index: np.ndarray,
+    train_seeds: list[int],
+    collector: _Collector,
+    log: Callable[[str], None],
+) -> None:
+    """Probe the learning-free band-statistics reference under each training seed.
+
+    No training: the same features under each training seed's probe subsamples, so that its
+    rows nest like every other row's.
+    """
+    log(f"probing {BAND_STATISTICS}")
+    stats = band_statistics(chips, store_index)
+    for train_seed in train_seeds:
+        collector.probe(stats, 0, train_seed, "")
+
+
+def _probe_tables(
+    embeddings_dir: Path,
+    store_index: np.ndarray,
+    collector: _Collector,
+    log: Callable[[str], None],
+) -> None:
+    """Probe the per-chip embedding tables found below ``embeddings_dir``."""
+    for found in find_embedding_tables(embeddings_dir):
+        emb = ChipEmbeddings(
+            objective=found.name,
+            architecture=found.architecture,
+            source=str(found.path),
+            store_index=store_index,
+            pooled={found.depth: read_embedding_table(found.path, store_index)},
+            keys={found.depth: "embedding"},
+        )
+        log(f"probing {found.name}")
+        collector.probe(emb, 0, 0, "")
+
+
+def _floor_names(floors: dict[str, tuple[ObjectiveTask, str]]) -> dict[str, str]:
+    """Row name of each floored objective's floor.
+
+    ``random-init`` where one architecture has a floor, ``random-init:<objective>`` otherwise.
+    """
+    objectives = [objective for _, objective in floors.values()]
+    single = len(set(objectives)) == 1
+    return {o: RANDOM_INIT if single else f"{RANDOM_INIT}:{o}" for o in objectives}
+
+
+def _probe_floors(
+    floors: dict[str, tuple[ObjectiveTask, str]],
+    floor_seeds: list[int],
+    chips: Path,
+    store_index: np.ndarray,
+    config: ProbeConfig,
+    collector: _Collector,
+    embedding_dir: Path,
+    log: Callable[[str], None],
+) -> None:
+    """Probe each random-init floor, its weights drawn from each training seed it floors."""
+    names = _floor_names(floors)
+    for task, objective in floors.values():
+        name = names[objective]
+        log(f"probing {name}")
+        for train_seed in floor_seeds:
+            floor = random_init_like(task, train_seed)
+            emb = extract_embeddings(
+                floor,
+                chips,
+                store_index,
+                config.keys_for(objective),
+                objective=name,
+                source=f"{RANDOM_INIT}({objective}, seed={train_seed})",
+            )
+            if train_seed == floor_seeds[0]:
+                for depth in emb.pooled:
+                    write_embedding_table(
+                        embedding_dir / f"{name}__{depth}.parquet",
+                        emb,
+                        depth,
+                        collector.labels.index,
+                    )
+            collector.probe(emb, 0, train_seed, name)
+
+
+def _named_floors(raw: pd.DataFrame, floors: dict[str, tuple[ObjectiveTask, str]]) -> pd.DataFrame:
+    """Point every row at its floor by the floor's row name (the oracle: the first floor)."""
+    names = _floor_names(floors)
+    raw["floor"] = raw["floor"].map(lambda f: names.get(f, "") if f else "")
+    raw.loc[raw["objective"].astype(str).str.startswith(RANDOM_INIT), "floor"] = raw["objective"]
+    if (raw["objective"] == ORACLE).any() and floors:
+        first = names[next(iter(floors.values()))[1]]
+        raw.loc[raw["objective"] == ORACLE, "floor"] = first  # same backbones, untrained
+    return raw
 
 
 def _write_outputs(
