@@ -464,8 +464,9 @@ def probe(
         int, typer.Option(help="Probe seeds per training seed (the probes' train subsample).")
     ] = 3,
     probes: Annotated[
-        str, typer.Option(help="Comma-separated probes: linear, knn, segmentation.")
-    ] = "linear,knn,segmentation",
+        str,
+        typer.Option(help="Comma-separated probes: linear, knn, segmentation, segmentation_knn."),
+    ] = "linear,knn,segmentation,segmentation_knn",
     key: Annotated[
         list[str] | None,
         typer.Option(

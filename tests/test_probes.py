@@ -26,6 +26,7 @@ from eo_mmcl.probes import (
     miou_chance,
     parse_keys,
     run_probes,
+    segmentation_knn_probe,
     segmentation_probe,
     survival_ratio,
 )
@@ -175,6 +176,25 @@ def test_segmentation_head_recovers_pixel_classes_from_feature_maps() -> None:
     assert result.y_pred.shape == (40, 8, 8)
     shuffled = segmentation_probe(dense[rng.permutation(n)], labels, SPLIT, classes)
     assert shuffled.score < result.chance + 0.15
+
+
+def test_segmentation_knn_head_reads_a_per_pixel_xor_that_no_linear_head_can() -> None:
+    rng = np.random.default_rng(0)
+    n = SPLIT.size
+    # Per chip, one binary attribute per "sensor" in its own channels (a dual encoder's
+    # concatenated map); the pixel class is their XOR, as in the synergy task.
+    a, b = rng.integers(0, 2, n), rng.integers(0, 2, n)
+    labels = np.repeat((a ^ b).astype(np.uint8), 64).reshape(n, 8, 8)
+    labels[:, 0, 0] = 255
+    dense = np.stack([a, 1 - a, b, 1 - b], axis=1).astype(np.float32)[:, :, None, None] * 3
+    dense += rng.normal(scale=0.3, size=dense.shape).astype(np.float32)  # (N, 4, 1, 1)
+    knn = segmentation_knn_probe(dense, labels, SPLIT, 2)
+    linear = segmentation_probe(dense, labels, SPLIT, 2)
+    assert knn.metric == "miou" and knn.y_pred.shape == (40, 8, 8)
+    assert knn.score > 0.7
+    assert linear.score < linear.chance + 0.15
+    shuffled = segmentation_knn_probe(dense[rng.permutation(n)], labels, SPLIT, 2)
+    assert shuffled.score < shuffled.chance + 0.15
 
 
 def test_miou_and_its_chance() -> None:

@@ -13,8 +13,9 @@ import pytest
 import torch
 
 from eo_mmcl.datamodules import PairedS1S2DataModule
+from eo_mmcl.errors import ConfigError
 from eo_mmcl.losses import LossOutput
-from eo_mmcl.tasks import OBJECTIVES, CLIPTask, PairedViews, majority_labels
+from eo_mmcl.tasks import OBJECTIVES, CLIPTask, PairedViews, SupervisedTask, majority_labels
 from eo_mmcl.tasks.train import run_training
 from tests.conftest import small_chip_store
 
@@ -225,6 +226,40 @@ def test_majority_labels() -> None:
     assert majority_labels(mask, 3, valid).tolist() == [1, 0, -1]
     with pytest.raises(ValueError, match="out of range"):
         majority_labels(mask, num_classes=2)
+
+
+@pytest.mark.parametrize(("hidden", "reaches"), [(0, False), (32, True)])
+def test_oracle_head_learns_a_cross_sensor_xor_only_with_a_hidden_layer(
+    hidden: int, reaches: bool
+) -> None:
+    torch.manual_seed(0)
+    task = SupervisedTask(
+        num_classes={"synergy": 2},
+        head_hidden_dim=hidden,
+        backbone="resnet10t",
+        backbone_kwargs={"channels": [8, 8, 8, 16], "stem_width": 8},
+        proj_dim=8,
+        proj_hidden_dim=16,
+    )
+    head = task.heads["synergy"]
+    dim = sum(task.encoder.num_features.values())
+    # Pooled joint features: one binary attribute in the S1 half, one in the S2 half; the
+    # target is their XOR. A linear head can get at most 3 of the 4 combinations right.
+    a, b = torch.randint(0, 2, (2, 1024))
+    joint = torch.randn(1024, dim) * 0.1
+    joint[:, 0] += 2 * a - 1
+    joint[:, dim // 2] += 2 * b - 1
+    target = a ^ b
+    train, test = slice(0, 512), slice(512, None)  # scored on held-out chips
+    optimiser = torch.optim.Adam(head.parameters(), lr=0.01)
+    for _ in range(300):
+        optimiser.zero_grad()
+        torch.nn.functional.cross_entropy(head(joint[train]), target[train]).backward()
+        optimiser.step()
+    accuracy = float((head(joint[test]).argmax(1) == target[test]).float().mean())
+    assert (accuracy > 0.95) == reaches, accuracy
+    with pytest.raises(ConfigError, match="head_hidden_dim"):
+        SupervisedTask(num_classes={"synergy": 2}, head_hidden_dim=-1)
 
 
 def test_views_share_geometry_across_modalities() -> None:

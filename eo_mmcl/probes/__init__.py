@@ -12,6 +12,7 @@ from eo_mmcl.probes.classifiers import (
     linear_probe,
     miou,
     miou_chance,
+    segmentation_knn_probe,
     segmentation_probe,
 )
 from eo_mmcl.probes.embeddings import (
@@ -51,6 +52,7 @@ __all__ = [
     "parse_keys",
     "random_init_like",
     "run_probes",
+    "segmentation_knn_probe",
     "segmentation_probe",
     "summarise",
     "survival_ratio",

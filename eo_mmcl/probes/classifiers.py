@@ -1,4 +1,4 @@
-"""Probes on frozen embeddings: linear, kNN and a per-pixel linear segmentation head.
+"""Probes on frozen embeddings: linear, kNN, and per-pixel linear and kNN segmentation heads.
 
 Every probe trains on the train split only, chooses its one hyperparameter (the inverse
 regularisation ``C``, the neighbour count ``k`` or the ridge penalty ``alpha``) on the
@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import copy
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -489,6 +489,142 @@ def segmentation_probe(
         alpha,
         float(val_score),
         miou_chance(yv, num_classes, wv),
+        truth,
+        pred,
+    )
+
+
+def _cell_classes(labels: np.ndarray, grid: tuple[int, int], num_classes: int) -> np.ndarray:
+    """The majority class of the labelled pixels under each cell of a feature grid.
+
+    Args:
+        labels: (N, H, W) pixel classes, ``IGNORE_INDEX`` where unlabelled or invalid.
+        grid: (h, w) of the feature maps.
+        num_classes: Number of classes.
+
+    Returns:
+        (N, h, w) int64 cell classes, ``IGNORE_INDEX`` where a cell has no labelled pixel.
+    """
+    valid = labels != IGNORE_INDEX
+    one_hot = np.zeros((labels.shape[0], num_classes, *labels.shape[1:]), dtype=np.float32)
+    n, r, c = np.nonzero(valid)
+    one_hot[n, labels[valid].astype(np.int64), r, c] = 1.0
+    # Area pooling gives each cell the fraction of its pixels in each class (exact for a grid
+    # that divides the chip, the adaptive bins otherwise).
+    fractions = F.adaptive_avg_pool2d(torch.from_numpy(one_hot), grid).numpy()
+    classes = fractions.argmax(axis=1).astype(np.int64)
+    classes[fractions.sum(axis=1) == 0] = IGNORE_INDEX
+    return classes
+
+
+def _neighbour_votes(
+    train: torch.Tensor, classes: torch.Tensor, query: np.ndarray, k_max: int, num_classes: int
+) -> Callable[[int], torch.Tensor]:
+    """Distance-weighted class votes of each query's cosine neighbours, for any ``k <= k_max``.
+
+    Written here rather than with ``KNeighborsClassifier`` because one neighbour search then
+    serves every ``k`` of the grid: the search (thousands of grid cells against ten thousand)
+    is the whole cost, and sklearn repeats it per ``k`` and per predict call.
+
+    Args:
+        train: (M, C) L2-normalised train cells.
+        classes: (M,) their classes.
+        query: (Q, C) query cells (not normalised).
+        k_max: The largest ``k`` asked for.
+        num_classes: Number of classes.
+
+    Returns:
+        A function of ``k`` giving (Q, num_classes) vote weights.
+    """
+    q = F.normalize(torch.from_numpy(np.ascontiguousarray(query)).float(), dim=1)
+    similarity, index = (q @ train.T).topk(k_max, dim=1)
+    # Euclidean distance between unit vectors; inverse-distance weights as sklearn's
+    # weights="distance" (an exact match takes the vote).
+    distance = (2.0 - 2.0 * similarity).clamp_min(0.0).sqrt()
+    weight = 1.0 / distance.clamp_min(1e-6)
+    one_hot = F.one_hot(classes[index], num_classes).float()  # (Q, k_max, K)
+
+    def votes(k: int) -> torch.Tensor:
+        return (weight[:, :k, None] * one_hot[:, :k]).sum(dim=1)
+
+    return votes
+
+
+def _vote_maps(
+    votes: torch.Tensor, grid: tuple[int, int, int], size: tuple[int, int]
+) -> np.ndarray:
+    """Per-pixel classes: the grid cells' normalised votes, bilinearly upsampled, argmax."""
+    n, h, w = grid
+    proba = votes / votes.sum(dim=1, keepdim=True)
+    maps = proba.reshape(n, h, w, -1).permute(0, 3, 1, 2)
+    up = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
+    return up.argmax(dim=1).numpy().astype(np.uint8)
+
+
+def segmentation_knn_probe(
+    dense: np.ndarray,
+    labels: np.ndarray,
+    split: np.ndarray,
+    num_classes: int,
+    train_rows: np.ndarray | None = None,
+    k_grid: Sequence[int] = K_GRID,
+) -> ProbeResult:
+    """A per-pixel kNN head: neighbours among the train chips' feature-grid cells.
+
+    The non-linear counterpart of :func:`segmentation_probe`, as :func:`knn_probe` is of
+    :func:`linear_probe`. A dual encoder's joint map concatenates each sensor's features, so
+    no linear head can read a target that is a non-linear function of one attribute per sensor
+    (the XOR of the synergy task) from it, however well both attributes are kept; neighbours
+    can. Each train cell is labelled by the majority class of its pixels; a test cell's class
+    probabilities (distance-weighted cosine neighbours, ``k`` chosen by the validation mIoU)
+    are bilinearly upsampled to pixels and the most probable class wins.
+
+    Args:
+        dense: (N, C, h, w) feature maps.
+        labels: (N, H, W) pixel classes, ``IGNORE_INDEX`` where unlabelled or invalid.
+        split: (N,) split of each chip.
+        num_classes: Number of classes.
+        train_rows: Rows of the train split to train on (default all).
+        k_grid: Neighbour counts to try (capped at the number of train cells).
+
+    Returns:
+        The test result; ``y_pred`` holds the (N_test, H, W) predicted maps.
+
+    Raises:
+        SourceError: If a split has no labelled pixel.
+    """
+    rows = {s: np.flatnonzero(split == s) for s in ("train", "val", "test")}
+    if train_rows is not None:
+        rows["train"] = np.intersect1d(rows["train"], train_rows)
+    for name, r in rows.items():
+        if r.size == 0 or (labels[r] != IGNORE_INDEX).sum() == 0:
+            raise SourceError(f"no labelled {name} pixels to probe with")
+    _, c, h, w = dense.shape
+    cells = _cell_classes(labels[rows["train"]], (h, w), num_classes).reshape(-1)
+    tokens = dense[rows["train"]].transpose(0, 2, 3, 1).reshape(-1, c)
+    keep = cells != IGNORE_INDEX
+    train = F.normalize(torch.from_numpy(np.ascontiguousarray(tokens[keep])).float(), dim=1)
+    classes = torch.from_numpy(cells[keep])
+    ks = sorted({min(int(k), len(train)) for k in k_grid})
+    size = labels.shape[-2:]
+
+    def maps_of(split_name: str) -> Callable[[int], np.ndarray]:
+        r = rows[split_name]
+        query = dense[r].transpose(0, 2, 3, 1).reshape(-1, c)
+        votes = _neighbour_votes(train, classes, query, ks[-1], num_classes)
+        return lambda k: _vote_maps(votes(k), (r.size, h, w), size)
+
+    val_maps, test_maps = maps_of("val"), maps_of("test")
+    val_truth, truth = labels[rows["val"]], labels[rows["test"]]
+    k, val_score, _ = _select(ks, lambda k: (None, miou(val_truth, val_maps(int(k)), num_classes)))
+    pred = test_maps(int(k))
+    return ProbeResult(
+        miou(truth, pred, num_classes),
+        miou_chance(truth, num_classes),
+        "miou",
+        k,
+        float(val_score),
+        miou_chance(val_truth, num_classes),
         truth,
         pred,
     )

@@ -20,6 +20,7 @@ from eo_mmcl.probes.classifiers import (
     ProbeResult,
     knn_probe,
     linear_probe,
+    segmentation_knn_probe,
     segmentation_probe,
 )
 from eo_mmcl.probes.embeddings import (
@@ -42,7 +43,9 @@ from eo_mmcl.probes.truth import truth_ceilings
 from eo_mmcl.tasks import ObjectiveTask
 from eo_mmcl.tasks.checkpoint import read_checkpoint
 
-PROBES = ("linear", "knn", "segmentation")
+PROBES = ("linear", "knn", "segmentation", "segmentation_knn")
+#: The per-pixel probes (feature maps, mIoU), linear and kNN heads.
+SEGMENTATION_PROBES = ("segmentation", "segmentation_knn")
 PROBE_TABLE = "probes.parquet"
 PROBE_CSV = "probes.csv"
 INSTRUMENT_TABLE = "instrument.parquet"
@@ -61,7 +64,7 @@ class ProbeConfig:
     Args:
         seeds: Probe seeds per training seed; probe seed ``s`` draws the probes' train
             subsample (the random-init weights come from the training seeds).
-        probes: Probes to run (``linear``, ``knn``, ``segmentation``).
+        probes: Probes to run (``linear``, ``knn``, ``segmentation``, ``segmentation_knn``).
         train_fraction: Fraction of the train chips each seed's probes train on.
         keys: Embedding key per depth, per objective (``"*"`` for every objective), e.g.
             ``{"coral": {"projection": "proj_joint"}, "*": {"backbone": "joint"}}``.
@@ -217,33 +220,35 @@ def _probe_embeddings(
                 rows.append(row)
                 if sensor == "joint":
                     keep(row, result.y_true, result.y_pred)
-        if "segmentation" not in config.probes or task.kind != "pixel":
+        if task.kind != "pixel":
             continue
-        for sensor in ["joint", *emb.sensors]:
-            dense = emb.dense_of(sensor)
-            if dense is None:
-                continue
-            result = segmentation_probe(
-                dense,
-                labels.pixel[task.name],
-                labels.split,
-                task.num_classes,
-                train_rows,
-                pixels_per_chip=config.pixels_per_chip,
-                seed=seed,
-            )
-            row = {
-                "task": task.name,
-                "group": task.group,
-                "probe": "segmentation",
-                "depth": "backbone",
-                "sensor": sensor,
-                "embedding": "dense_s1_s2" if sensor == "joint" else f"dense_{sensor}",
-                **result_fields(result),
-            }
-            rows.append(row)
-            if sensor == "joint":
-                keep(row, result.y_true, result.y_pred)
+        for probe in (p for p in SEGMENTATION_PROBES if p in config.probes):
+            for sensor in ["joint", *emb.sensors]:
+                dense = emb.dense_of(sensor)
+                if dense is None:
+                    continue
+                pixels = labels.pixel[task.name]
+                if probe == "segmentation":
+                    result = segmentation_probe(
+                        dense, pixels, labels.split, task.num_classes, train_rows,
+                        pixels_per_chip=config.pixels_per_chip, seed=seed,
+                    )  # fmt: skip
+                else:
+                    result = segmentation_knn_probe(
+                        dense, pixels, labels.split, task.num_classes, train_rows
+                    )
+                row = {
+                    "task": task.name,
+                    "group": task.group,
+                    "probe": probe,
+                    "depth": "backbone",
+                    "sensor": sensor,
+                    "embedding": "dense_s1_s2" if sensor == "joint" else f"dense_{sensor}",
+                    **result_fields(result),
+                }
+                rows.append(row)
+                if sensor == "joint":
+                    keep(row, result.y_true, result.y_pred)
     return rows
 
 
@@ -342,8 +347,10 @@ class _Collector:
             ) -> None:
                 if not kept or y_pred.size == 0:
                     return
-                if row["probe"] == "segmentation":
-                    self.maps[f"{emb.objective}|{row['task']}"] = y_pred.astype(np.uint8)
+                if row["probe"] in SEGMENTATION_PROBES:
+                    # The report's maps are the linear head's, as they always were.
+                    if row["probe"] == "segmentation":
+                        self.maps[f"{emb.objective}|{row['task']}"] = y_pred.astype(np.uint8)
                     return
                 if y_true.size != chip_ids.size:
                     return

@@ -18,7 +18,7 @@ from eo_mmcl.tasks.labels import majority_labels
 class SupervisedTask(ObjectiveTask):
     """Supervised ceiling of the survival ratio, trained on every task at once.
 
-    A linear head per label task reads concat[S1, S2] pooled features: chip-level majority
+    A head per label task reads concat[S1, S2] pooled features: chip-level majority
     class with cross-entropy; multi-hot tasks with binary cross-entropy. Validation also logs
     each class task's balanced accuracy (``val/balanced_accuracy_<task>``, torchmetrics' macro
     recall) and their mean, ``val/balanced_accuracy``: what its checkpoint and early stopping
@@ -28,13 +28,22 @@ class SupervisedTask(ObjectiveTask):
     Args:
         num_classes: Classes of each task, e.g. ``{"landcover": 6, "s1_unique": 4, ...}``.
         multilabel: Tasks whose labels are multi-hot (``label_<task>`` batch keys).
+        head_hidden_dim: Hidden width of each task's head (one ReLU layer); 0 gives linear
+            heads. A linear head on concatenated per-sensor features cannot learn a target that
+            is a non-linear function of one attribute per sensor (the synergy task's XOR): it
+            stays at chance there, so such an oracle is no ceiling for S and its early stopping
+            averages a chance term in.
         **kwargs: :class:`ObjectiveTask` arguments.
     """
 
     objective = "supervised"
 
     def __init__(
-        self, num_classes: dict[str, int], multilabel: list[str] | None = None, **kwargs: Any
+        self,
+        num_classes: dict[str, int],
+        multilabel: list[str] | None = None,
+        head_hidden_dim: int = 0,
+        **kwargs: Any,
     ) -> None:
         if not num_classes or any(int(n) < 2 for n in num_classes.values()):
             raise ConfigError(
@@ -42,16 +51,25 @@ class SupervisedTask(ObjectiveTask):
             )
         self.num_classes = {str(k): int(v) for k, v in num_classes.items()}
         self.multilabel = set(multilabel or [])
+        if head_hidden_dim < 0:
+            raise ConfigError(f"supervised: head_hidden_dim must be >= 0, got {head_hidden_dim}")
+        self.head_hidden_dim = int(head_hidden_dim)
         # The last batch's logits and chip targets, for the validation metrics.
         self._last_logits: dict[str, Tensor] = {}
         self._last_targets: dict[str, Tensor] = {}
         super().__init__(**kwargs)
 
     def configure_models(self) -> None:
-        """Backbones and one linear head per task on the concatenated pooled features."""
+        """Backbones and one head per task on the concatenated pooled features."""
         super().configure_models()
         dim = sum(self.encoder.num_features.values())
-        self.heads = nn.ModuleDict({t: nn.Linear(dim, n) for t, n in self.num_classes.items()})
+        self.heads = nn.ModuleDict({t: self._head(dim, n) for t, n in self.num_classes.items()})
+
+    def _head(self, dim: int, classes: int) -> nn.Module:
+        if self.head_hidden_dim == 0:
+            return nn.Linear(dim, classes)
+        hidden = self.head_hidden_dim
+        return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, classes))
 
     def configure_losses(self) -> None:
         """Cross-entropy (ignoring chips without labels) and binary cross-entropy."""
