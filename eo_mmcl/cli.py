@@ -229,14 +229,30 @@ def tile(
     ] = None,
     force: Annotated[bool, typer.Option(help="Rebuild a complete store.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    verify: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="CHIPS_DIR",
+            help="Check the chip store CHIPS_DIR against its manifest (every chunk's presence, "
+            "size and SHA-256) and exit: 0 if intact, 2 if damaged. Nothing is tiled.",
+        ),
+    ] = None,
 ) -> None:
     """Cut paired S1/S2 chips over shared footprints into a Zarr chip store.
 
     Writes CHIPS_DIR/chips.zarr (arrays s1, s2, one per label task, valid, cloud; per-band
     normalisation statistics of the train split in its attributes), CHIPS_DIR/index.parquet
-    (GeoParquet chip index) and CHIPS_DIR/tile_manifest.json (written last). Resumable: a killed
-    run continues where it stopped; a complete store is left alone unless --force.
+    (GeoParquet chip index) and CHIPS_DIR/tile_manifest.json (written last, with the size and
+    SHA-256 of every chunk, which every reader checks). Resumable: a killed run continues where
+    it stopped; a complete store is left alone unless --force.
     """
+    if verify is not None:
+        from eo_mmcl.tiling.integrity import check_store, raise_if_damaged
+
+        check = check_store(verify, digests=True)
+        console.print(check.summary())
+        raise_if_damaged(check)
+        return
     if from_bigearthnet_lmdb is not None:
         from eo_mmcl.tiling.bigearthnet import convert_bigearthnet
 

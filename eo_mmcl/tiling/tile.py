@@ -35,6 +35,8 @@ from eo_mmcl.catalog.build import PAIRS_FILE, RASTERS_FILE, read_catalog
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.io.cluster import run_tasks
+from eo_mmcl.io.digest import sha256_file
+from eo_mmcl.tiling.integrity import INTEGRITY_KEY, describe_store, reusable
 from eo_mmcl.tiling.plan import ChipWindow, assign_splits, lattice_windows, store_order
 from eo_mmcl.tiling.reader import RasterReader, RasterSpec
 from eo_mmcl.tiling.store import (
@@ -208,14 +210,6 @@ class TileResult:
     chips_dir: Path
     manifest: dict[str, Any]
     reused: bool = False
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _pair_sources(
@@ -497,8 +491,8 @@ def _fingerprint(catalog_dir: Path, config: TileConfig) -> str:
     payload = {
         "config": asdict(config),
         "version": __version__,
-        "rasters": _sha256_file(catalog_dir / RASTERS_FILE),
-        "pairs": _sha256_file(catalog_dir / PAIRS_FILE),
+        "rasters": sha256_file(catalog_dir / RASTERS_FILE),
+        "pairs": sha256_file(catalog_dir / PAIRS_FILE),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -581,7 +575,8 @@ def tile_catalog(
     catalog_dir, out = Path(catalog_dir), Path(chips_dir)
     fingerprint = _fingerprint(catalog_dir, config) if (catalog_dir / RASTERS_FILE).exists() else ""
     manifest = read_manifest(out)
-    if manifest is not None and manifest.get("fingerprint") == fingerprint and not force:
+    if reusable(manifest, fingerprint) and not force:
+        assert manifest is not None
         return TileResult(out, manifest, reused=True)
     progress_dir = out / PROGRESS_DIR
     plan_path = progress_dir / "plan.json"
@@ -666,6 +661,7 @@ def _finalize(
         "counts": counts,
         "messages": messages,
         "config": asdict(config),
+        INTEGRITY_KEY: describe_store(out),
     }
     with atomic_output(out / MANIFEST_FILE) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1))
