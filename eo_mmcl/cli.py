@@ -154,24 +154,23 @@ def catalog(
     """Catalogue S1/S2 rasters and find S1 x S2 pairs.
 
     Writes rasters.parquet (one row per logical raster, footprint in EPSG:4326), pairs.parquet
-    (shared footprint, time gap) and rejected.parquet (files left out, with the reason).
+    (shared footprint, time gap) and rejected.parquet (files left out, with the reason), only
+    when the run succeeds: a failed rerun leaves them as they were (its own tables go to
+    OUTPUT/failed).
     """
     from eo_mmcl.catalog import build_catalog, resolve_source
-    from eo_mmcl.errors import NoPairsError
 
     definitions = [resolve_source(s, root=root) for s in sources]
-    try:
-        result = build_catalog(
-            definitions,
-            output,
-            min_overlap_km2=min_overlap_km2,
-            max_days=max_days,
-            allow_unpaired=allow_unpaired,
-            show_progress=not quiet,
-        )
-    except NoPairsError:
-        err_console.print(f"catalog written to {output} without pairs")
-        raise
+    # A run that finds no raster or no pair leaves the tables in OUTPUT as they were and writes
+    # its own to OUTPUT/failed; the one-line error says so.
+    result = build_catalog(
+        definitions,
+        output,
+        min_overlap_km2=min_overlap_km2,
+        max_days=max_days,
+        allow_unpaired=allow_unpaired,
+        show_progress=not quiet,
+    )
     rasters = result.rasters
     table = Table(title=f"Catalog {output}")
     for column in ("sensor", "role", "rasters"):

@@ -88,8 +88,9 @@ def test_pairs_across_crs_and_scenes(tmp_path: Path) -> None:
 def test_time_window_and_overlap_limits(small_scene_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(NoPairsError, match="no S1/S2 pair"):
         build_catalog([folder_source(small_scene_dir)], tmp_path / "a", max_days=1.0)
-    # The tables were written before the error, consistently.
-    assert read_catalog(tmp_path / "a").pairs.empty
+    # This run's tables were written beside the (absent) catalog, consistently.
+    assert read_catalog(tmp_path / "a" / "failed").pairs.empty
+    assert not (tmp_path / "a" / "pairs.parquet").exists()
     with pytest.raises(NoPairsError):
         build_catalog([folder_source(small_scene_dir)], tmp_path / "b", min_overlap_km2=10_000)
     catalog = build_catalog(
@@ -217,7 +218,46 @@ def test_empty_and_missing_sources_are_clear_errors(tmp_path: Path) -> None:
     (bad / "x_S2_20230101.tif").write_bytes(b"junk")
     with pytest.raises(SourceError, match="no raster could be catalogued"):
         build_catalog([folder_source(bad)], tmp_path / "cat2")
-    assert len(pd.read_parquet(tmp_path / "cat2" / "rejected.parquet")) == 1
+    assert len(pd.read_parquet(tmp_path / "cat2" / "failed" / "rejected.parquet")) == 1
+
+
+def _table_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.parquet"))}
+
+
+def test_a_failed_rerun_keeps_the_earlier_tables_byte_for_byte(
+    small_scene_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "cat"
+    build_catalog([folder_source(small_scene_dir)], out)
+    before = _table_bytes(out)
+    assert set(before) == {"rasters.parquet", "pairs.parquet", "rejected.parquet"}
+    # No pair any more (a window too narrow): the error, and the good tables untouched.
+    with pytest.raises(NoPairsError, match="left as they were"):
+        build_catalog([folder_source(small_scene_dir)], out, max_days=1.0)
+    assert _table_bytes(out) == before
+    assert read_catalog(out / "failed").pairs.empty  # this run's reasons can still be read
+    # Nothing readable any more (the source now holds junk only).
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "x_S2_20230101.tif").write_bytes(b"junk")
+    with pytest.raises(SourceError, match="no raster could be catalogued"):
+        build_catalog([folder_source(junk)], out)
+    assert _table_bytes(out) == before
+
+    # The disk fills up while the tables are written: none of them is replaced.
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pd.DataFrame, "to_parquet", full_disk)  # the rejected table, written last
+        with pytest.raises(OSError, match="No space"):
+            build_catalog([folder_source(small_scene_dir)], out, max_days=30.0)
+    assert _table_bytes(out) == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporaries left
+    # A run that succeeds replaces the tables and clears the failed run's.
+    build_catalog([folder_source(small_scene_dir)], out)
+    assert _table_bytes(out) == before and not (out / "failed").exists()
 
 
 def test_simulator_source_definition_reads_file_names(
