@@ -587,13 +587,11 @@ def tile_catalog(
             "rerun with --force to start over"
         )
     layout, windows, slots, pairs, messages = plan_tiling(catalog_dir, config)
-    store = out / CHIPS_ZARR
-    if force or started is None or manifest is not None:
-        for path in (store, progress_dir, out / INDEX_FILE, out / MANIFEST_FILE):
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+    # The new store is cut beside the finished one and replaces it only once complete, so a
+    # rebuild that fails (or is killed) leaves the earlier store readable and unchanged.
+    store = progress_dir / CHIPS_ZARR
+    if force or started is None or not store.is_dir():
+        shutil.rmtree(progress_dir, ignore_errors=True)
         progress_dir.mkdir(parents=True)
         create_store(store, layout)
         with atomic_output(plan_path) as tmp:
@@ -649,10 +647,11 @@ def _finalize(
         "rejected_cloud": sum(r["reason"] == "cloud" for r in results.values()),
         **{f"chips_{s}": int((index["split"] == s).sum()) for s in SPLITS},
     }
-    group = zarr.open_group(str(out / CHIPS_ZARR), mode="r+")
+    group = zarr.open_group(str(progress_dir / CHIPS_ZARR), mode="r+")
     attrs = store_metadata(group)
     attrs.update(normalisation=normalisation, tile_config=asdict(config), counts=counts)
     group.attrs[ATTRS_KEY] = attrs
+    _replace_store(out, progress_dir / CHIPS_ZARR)
     with atomic_output(out / INDEX_FILE) as tmp:
         index.to_parquet(tmp, index=False)
     manifest = {
@@ -666,6 +665,28 @@ def _finalize(
     with atomic_output(out / MANIFEST_FILE) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+def _replace_store(out: Path, staged: Path) -> None:
+    """Move a finished store in place of the earlier one (if any).
+
+    The manifest goes first: from then on readers refuse the folder as unfinished, until the
+    new index and manifest are written.
+
+    Args:
+        out: The chip store folder.
+        staged: The new, complete ``chips.zarr``.
+    """
+    (out / MANIFEST_FILE).unlink(missing_ok=True)
+    final = out / CHIPS_ZARR
+    if final.exists():
+        replaced = staged.with_name("replaced.zarr")
+        shutil.rmtree(replaced, ignore_errors=True)
+        final.rename(replaced)
+        staged.rename(final)
+        shutil.rmtree(replaced)
+    else:
+        staged.rename(final)
 
 
 def _index_frame(
