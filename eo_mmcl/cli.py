@@ -154,24 +154,23 @@ def catalog(
     """Catalogue S1/S2 rasters and find S1 x S2 pairs.
 
     Writes rasters.parquet (one row per logical raster, footprint in EPSG:4326), pairs.parquet
-    (shared footprint, time gap) and rejected.parquet (files left out, with the reason).
+    (shared footprint, time gap) and rejected.parquet (files left out, with the reason), only
+    when the run succeeds: a failed rerun leaves them as they were (its own tables go to
+    OUTPUT/failed).
     """
     from eo_mmcl.catalog import build_catalog, resolve_source
-    from eo_mmcl.errors import NoPairsError
 
     definitions = [resolve_source(s, root=root) for s in sources]
-    try:
-        result = build_catalog(
-            definitions,
-            output,
-            min_overlap_km2=min_overlap_km2,
-            max_days=max_days,
-            allow_unpaired=allow_unpaired,
-            show_progress=not quiet,
-        )
-    except NoPairsError:
-        err_console.print(f"catalog written to {output} without pairs")
-        raise
+    # A run that finds no raster or no pair leaves the tables in OUTPUT as they were and writes
+    # its own to OUTPUT/failed; the one-line error says so.
+    result = build_catalog(
+        definitions,
+        output,
+        min_overlap_km2=min_overlap_km2,
+        max_days=max_days,
+        allow_unpaired=allow_unpaired,
+        show_progress=not quiet,
+    )
     rasters = result.rasters
     table = Table(title=f"Catalog {output}")
     for column in ("sensor", "role", "rasters"):
@@ -229,14 +228,30 @@ def tile(
     ] = None,
     force: Annotated[bool, typer.Option(help="Rebuild a complete store.")] = False,
     quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    verify: Annotated[
+        Path | None,
+        typer.Option(
+            metavar="CHIPS_DIR",
+            help="Check the chip store CHIPS_DIR against its manifest (every chunk's presence, "
+            "size and SHA-256) and exit: 0 if intact, 2 if damaged. Nothing is tiled.",
+        ),
+    ] = None,
 ) -> None:
     """Cut paired S1/S2 chips over shared footprints into a Zarr chip store.
 
     Writes CHIPS_DIR/chips.zarr (arrays s1, s2, one per label task, valid, cloud; per-band
     normalisation statistics of the train split in its attributes), CHIPS_DIR/index.parquet
-    (GeoParquet chip index) and CHIPS_DIR/tile_manifest.json (written last). Resumable: a killed
-    run continues where it stopped; a complete store is left alone unless --force.
+    (GeoParquet chip index) and CHIPS_DIR/tile_manifest.json (written last, with the size and
+    SHA-256 of every chunk, which every reader checks). Resumable: a killed run continues where
+    it stopped; a complete store is left alone unless --force.
     """
+    if verify is not None:
+        from eo_mmcl.tiling.integrity import check_store, raise_if_damaged
+
+        check = check_store(verify, digests=True)
+        console.print(check.summary())
+        raise_if_damaged(check)
+        return
     if from_bigearthnet_lmdb is not None:
         from eo_mmcl.tiling.bigearthnet import convert_bigearthnet
 

@@ -17,3 +17,11 @@ class SourceError(EoMmclError):
 
 class NoPairsError(SourceError):
     """No Sentinel-1/Sentinel-2 pair satisfies the overlap and time-window constraints."""
+
+
+class StoreIntegrityError(SourceError):
+    """A chip store's chunks do not match its manifest (missing, altered or unexpected)."""
+
+
+class UnverifiableStoreError(StoreIntegrityError):
+    """A chip store's manifest records no digests (written before they were recorded)."""

@@ -17,6 +17,7 @@ from shapely import wkt
 from shapely.geometry import box
 
 from eo_mmcl.catalog import build_catalog, folder_source, load_source_definition, read_catalog
+from eo_mmcl.catalog.pixels import edge_blocks, pixel_problem
 from eo_mmcl.errors import ConfigError, NoPairsError, SourceError
 from eo_mmcl.geo import footprint_to_crs
 from eo_mmcl.simulate import SimulatedScene, SimulationConfig, simulate_scenes
@@ -87,8 +88,9 @@ def test_pairs_across_crs_and_scenes(tmp_path: Path) -> None:
 def test_time_window_and_overlap_limits(small_scene_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(NoPairsError, match="no S1/S2 pair"):
         build_catalog([folder_source(small_scene_dir)], tmp_path / "a", max_days=1.0)
-    # The tables were written before the error, consistently.
-    assert read_catalog(tmp_path / "a").pairs.empty
+    # This run's tables were written beside the (absent) catalog, consistently.
+    assert read_catalog(tmp_path / "a" / "failed").pairs.empty
+    assert not (tmp_path / "a" / "pairs.parquet").exists()
     with pytest.raises(NoPairsError):
         build_catalog([folder_source(small_scene_dir)], tmp_path / "b", min_overlap_km2=10_000)
     catalog = build_catalog(
@@ -114,6 +116,12 @@ def _write(path: Path, crs: str | None, descriptions: tuple[str, ...], tags: dic
         ds.update_tags(**tags)
 
 
+def _reasons(rejected: pd.DataFrame) -> dict[str, str]:
+    """File name to reason, from a rejected table."""
+    names = rejected["path"].map(lambda p: Path(p).name)
+    return dict(zip(names, rejected["reason"], strict=True))
+
+
 def test_bad_files_are_rejected_and_the_scan_goes_on(small_scene_dir: Path, tmp_path: Path) -> None:
     src = tmp_path / "src"
     shutil.copytree(small_scene_dir, src)
@@ -126,8 +134,7 @@ def test_bad_files_are_rejected_and_the_scan_goes_on(small_scene_dir: Path, tmp_
     _write(src / "mystery.tif", "EPSG:32633", ("B02",), {})
     (src / "notes.txt").write_text("not a raster: ignored")
     catalog = build_catalog([folder_source(src)], tmp_path / "cat")
-    reasons = dict(zip(catalog.rejected["path"].map(lambda p: Path(p).name),
-                       catalog.rejected["reason"], strict=True))  # fmt: skip
+    reasons = _reasons(catalog.rejected)
     assert "corrupt" in reasons["garbage_S2_20230612.tif"]
     assert "corrupt" in reasons["truncated_S2_20230612.tif"]
     assert "no CRS" in reasons["nocrs_S2_20230612.tif"]
@@ -136,6 +143,67 @@ def test_bad_files_are_rejected_and_the_scan_goes_on(small_scene_dir: Path, tmp_
     assert len(reasons) == 5
     assert len(catalog.rasters) == 8 and len(catalog.pairs) == 1
     assert pd.read_parquet(tmp_path / "cat" / "rejected.parquet").shape[0] == 5
+
+
+def _copy_with(src: Path, dst: Path, fill: float) -> None:
+    """A copy of ``src`` (profile, bands, tags) whose pixels are all ``fill``."""
+    with rasterio.open(src) as ds:
+        profile, shape = ds.profile, (ds.count, ds.height, ds.width)
+        descriptions, tags = ds.descriptions, ds.tags()
+    with rasterio.open(dst, "w", **profile) as ds:
+        ds.write(np.full(shape, fill, dtype=profile["dtype"]))
+        ds.descriptions = descriptions
+        ds.update_tags(**tags)
+
+
+@pytest.mark.filterwarnings("ignore::rasterio.errors.NotGeoreferencedWarning")  # the PNG
+def test_catalog_reads_pixels_before_accepting_a_raster(
+    small_scene_dir: Path, tmp_path: Path
+) -> None:
+    src = tmp_path / "src"
+    shutil.copytree(small_scene_dir, src)
+    s1 = next(src.glob("*_S1_*.tif"))
+    data = s1.read_bytes()
+    (src / "third_S1_20230614.tif").write_bytes(data[: len(data) // 3])
+    _copy_with(s1, src / "allnan_S1_20230614.tif", np.nan)
+    png = tmp_path / "picture.png"
+    with rasterio.open(png, "w", driver="PNG", width=16, height=16, count=1, dtype="uint8") as ds:
+        ds.write(np.ones((1, 16, 16), dtype=np.uint8))
+    png.rename(src / "renamed_S2_20230612.tif")
+    (src / "loop_S2_20230612.tif").symlink_to("loop_S2_20230612.tif")
+    (src / "dangling_S2_20230612.tif").symlink_to("gone.tif")
+    catalog = build_catalog([folder_source(src)], tmp_path / "cat")
+    reasons = _reasons(catalog.rejected)
+    assert "does not decode (truncated file?)" in reasons["third_S1_20230614.tif"]
+    assert "no valid pixel" in reasons["allnan_S1_20230614.tif"]
+    assert reasons["renamed_S2_20230612.tif"] == "not a GeoTIFF (GDAL reads it as PNG)"
+    assert "symbolic link loop" in reasons["loop_S2_20230612.tif"]
+    assert "broken symbolic link" in reasons["dangling_S2_20230612.tif"]
+    assert len(reasons) == 5
+    # None of them was paired: the good scene is catalogued exactly as without them.
+    assert len(catalog.rasters) == 8 and len(catalog.pairs) == 1
+    assert _reasons(pd.read_parquet(tmp_path / "cat" / "rejected.parquet")) == reasons
+
+
+def test_valid_pixels_away_from_the_edge_blocks_are_found(tmp_path: Path) -> None:
+    # Nodata in the first and last blocks, data only in the middle: the decimated read finds it.
+    path = tmp_path / "middle_S2_20230612.tif"
+    data = np.zeros((1, 64, 64), dtype=np.uint16)
+    data[:, 24:40, 24:40] = 500
+    profile = {
+        "driver": "GTiff", "width": 64, "height": 64, "count": 1, "dtype": "uint16",
+        "nodata": 0, "tiled": True, "blockxsize": 16, "blockysize": 16, "crs": "EPSG:32633",
+        "transform": Affine(10, 0, 500_000, 0, -10, 5_300_000),
+    }  # fmt: skip
+    with rasterio.open(path, "w", **profile) as ds:
+        ds.write(data)
+    with rasterio.open(path) as ds:
+        assert pixel_problem(ds) is None
+        first, last = edge_blocks(ds)
+        assert (first.col_off, first.row_off, last.col_off, last.row_off) == (0, 0, 48, 48)
+    _copy_with(path, tmp_path / "empty.tif", 0)
+    with rasterio.open(tmp_path / "empty.tif") as ds:
+        assert "no valid pixel" in str(pixel_problem(ds))
 
 
 def test_empty_and_missing_sources_are_clear_errors(tmp_path: Path) -> None:
@@ -150,7 +218,46 @@ def test_empty_and_missing_sources_are_clear_errors(tmp_path: Path) -> None:
     (bad / "x_S2_20230101.tif").write_bytes(b"junk")
     with pytest.raises(SourceError, match="no raster could be catalogued"):
         build_catalog([folder_source(bad)], tmp_path / "cat2")
-    assert len(pd.read_parquet(tmp_path / "cat2" / "rejected.parquet")) == 1
+    assert len(pd.read_parquet(tmp_path / "cat2" / "failed" / "rejected.parquet")) == 1
+
+
+def _table_bytes(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.glob("*.parquet"))}
+
+
+def test_a_failed_rerun_keeps_the_earlier_tables_byte_for_byte(
+    small_scene_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "cat"
+    build_catalog([folder_source(small_scene_dir)], out)
+    before = _table_bytes(out)
+    assert set(before) == {"rasters.parquet", "pairs.parquet", "rejected.parquet"}
+    # No pair any more (a window too narrow): the error, and the good tables untouched.
+    with pytest.raises(NoPairsError, match="left as they were"):
+        build_catalog([folder_source(small_scene_dir)], out, max_days=1.0)
+    assert _table_bytes(out) == before
+    assert read_catalog(out / "failed").pairs.empty  # this run's reasons can still be read
+    # Nothing readable any more (the source now holds junk only).
+    junk = tmp_path / "junk"
+    junk.mkdir()
+    (junk / "x_S2_20230101.tif").write_bytes(b"junk")
+    with pytest.raises(SourceError, match="no raster could be catalogued"):
+        build_catalog([folder_source(junk)], out)
+    assert _table_bytes(out) == before
+
+    # The disk fills up while the tables are written: none of them is replaced.
+    def full_disk(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pd.DataFrame, "to_parquet", full_disk)  # the rejected table, written last
+        with pytest.raises(OSError, match="No space"):
+            build_catalog([folder_source(small_scene_dir)], out, max_days=30.0)
+    assert _table_bytes(out) == before
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporaries left
+    # A run that succeeds replaces the tables and clears the failed run's.
+    build_catalog([folder_source(small_scene_dir)], out)
+    assert _table_bytes(out) == before and not (out / "failed").exists()
 
 
 def test_simulator_source_definition_reads_file_names(

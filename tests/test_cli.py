@@ -67,4 +67,6 @@ def test_no_pairs_is_an_error(tmp_path: Path) -> None:
         app, ["catalog", str(scenes), "-o", str(tmp_path / "cat"), "--max-days", "1", "--quiet"]
     )
     assert result.exit_code == 2
-    assert "no S1/S2 pair" in result.output
+    assert "no S1/S2 pair" in result.output and "Traceback" not in result.output
+    assert (tmp_path / "cat" / "failed" / "pairs.parquet").is_file()
+    assert not (tmp_path / "cat" / "pairs.parquet").exists()

@@ -22,6 +22,8 @@ from eo_mmcl.catalog import build_catalog, folder_source
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.simulate import SimulationConfig, simulate_scenes
 from eo_mmcl.tiling import TileConfig, open_store, store_metadata, tile_catalog
+from eo_mmcl.tiling import tile as tile_module
+from eo_mmcl.tiling.integrity import check_store
 
 CONFIG = TileConfig(chip_size=32, split_block=3, max_cloud=0.2, chips_per_chunk=8)
 
@@ -147,6 +149,41 @@ def test_unfinished_store_with_other_options_needs_force(catalog_dir: Path, tmp_
         tile_catalog(catalog_dir, out, TileConfig(chip_size=16), workers=0)
     result = tile_catalog(catalog_dir, out, TileConfig(chip_size=16), workers=0, force=True)
     assert result.manifest["config"]["chip_size"] == 16
+
+
+def _file_bytes(chips_dir: Path) -> dict[str, bytes]:
+    files = [p for p in chips_dir.rglob("*") if p.is_file() and ".tile" not in p.parts]
+    return {p.relative_to(chips_dir).as_posix(): p.read_bytes() for p in files}
+
+
+def test_a_failed_rebuild_keeps_the_earlier_store_byte_for_byte(
+    catalog_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "chips"
+    tile_catalog(catalog_dir, out, CONFIG, workers=0)
+    before = _file_bytes(out)
+    original, calls = tile_module.run_tile_task, []
+
+    def fails_on_the_third(task: tile_module.TileTask) -> dict:
+        calls.append(task.task_id)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        return original(task)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tile_module, "run_tile_task", fails_on_the_third)
+        with pytest.raises(OSError, match="No space"):
+            tile_catalog(catalog_dir, out, CONFIG, workers=0, force=True)
+    assert _file_bytes(out) == before
+    assert check_store(out, digests=True).ok
+    # The earlier store is still the finished store of these options: a rerun keeps it.
+    assert tile_catalog(catalog_dir, out, CONFIG, workers=0).reused
+    # A rebuild that succeeds replaces it (same options, same bytes), and clears the attempt's.
+    tile_catalog(catalog_dir, out, CONFIG, workers=0, force=True)
+    assert check_store(out, digests=True).ok
+    assert not (out / ".tile" / "chips.zarr").exists()
+    unchanged = {k: v for k, v in _file_bytes(out).items() if k != "tile_manifest.json"}
+    assert unchanged == {k: v for k, v in before.items() if k != "tile_manifest.json"}
 
 
 def _store_snapshot(chips_dir: Path) -> dict[str, np.ndarray]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -21,6 +23,8 @@ from eo_mmcl.io.atomic import atomic_output
 RASTERS_FILE = "rasters.parquet"
 PAIRS_FILE = "pairs.parquet"
 REJECTED_FILE = "rejected.parquet"
+#: Sub-folder for the tables of a run that failed (no raster, no pair), for reading the reasons.
+FAILED_DIR = "failed"
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,9 @@ def build_catalog(
     """Scan sources, pair S1 with S2, and write the catalog tables.
 
     Bad files do not stop the scan: they go to ``rejected.parquet`` with their reason. The three
-    tables are written atomically, so a catalog folder always holds a consistent set.
+    tables are written atomically and only by a run that succeeds, so a catalog folder always
+    holds a consistent set, and a failed rerun leaves the earlier one byte for byte; a failed
+    run's own tables go to ``FAILED_DIR`` inside the folder, so that its reasons can be read.
 
     Args:
         sources: Sources to scan.
@@ -85,9 +91,9 @@ def build_catalog(
 
     Raises:
         SourceError: If a source's root is missing or holds no raster file, or if no file at
-            all could be catalogued (the rejected table is written first).
-        NoPairsError: If no pair is found and ``allow_unpaired`` is false (the tables are
-            written first, so the reasons can be inspected).
+            all could be catalogued (this run's tables are written to ``FAILED_DIR``).
+        NoPairsError: If no pair is found and ``allow_unpaired`` is false (this run's tables
+            are written to ``FAILED_DIR``, so the reasons can be inspected).
     """
     if not sources:
         raise SourceError("no source given")
@@ -116,36 +122,49 @@ def build_catalog(
     rejected = _rejected_frame(rejections)
     pairs = find_pairs(rasters, min_overlap_km2=min_overlap_km2, max_days=max_days)
     catalog = Catalog(rasters=rasters, pairs=pairs, rejected=rejected)
-    write_catalog(catalog, out)
+    # A failed run's tables go beside the catalog, never over it: a rerun that finds nothing
+    # (a source folder emptied, a window too narrow) must not destroy the good tables there.
+    failed = out / FAILED_DIR
     if rasters.empty:
+        write_catalog(catalog, failed)
         raise SourceError(
-            f"no raster could be catalogued ({len(rejected)} rejected; see {out / REJECTED_FILE})"
+            f"no raster could be catalogued ({len(rejected)} rejected; see "
+            f"{failed / REJECTED_FILE}); the tables in {out} were left as they were"
         )
     if pairs.empty and not allow_unpaired:
+        write_catalog(catalog, failed)
         n1 = int(((rasters["sensor"] == "S1") & (rasters["role"] == "image")).sum())
         n2 = int(((rasters["sensor"] == "S2") & (rasters["role"] == "image")).sum())
         raise NoPairsError(
             f"no S1/S2 pair found among {n1} S1 and {n2} S2 images (minimum overlap "
-            f"{min_overlap_km2} km2, maximum gap {max_days} days); pass --allow-unpaired "
+            f"{min_overlap_km2} km2, maximum gap {max_days} days; this run's tables are in "
+            f"{failed}, the tables in {out} were left as they were); pass --allow-unpaired "
             "for an S2-only catalog"
         )
+    write_catalog(catalog, out)
+    shutil.rmtree(failed, ignore_errors=True)  # an earlier failure's tables no longer apply
     return catalog
 
 
 def write_catalog(catalog: Catalog, out_dir: str | Path) -> None:
-    """Write the catalog tables, each atomically.
+    """Write the catalog tables: all three under temporary names, then renamed into place.
+
+    No table is replaced unless all three were written, so a write that fails (full disk,
+    read-only folder) leaves the earlier set as it was.
 
     Args:
         catalog: The tables.
         out_dir: Catalog folder (created).
     """
     out = Path(out_dir)
-    with atomic_output(out / RASTERS_FILE) as tmp:
-        catalog.rasters.to_parquet(tmp, index=False)
-    with atomic_output(out / PAIRS_FILE) as tmp:
-        catalog.pairs.to_parquet(tmp, index=False)
-    with atomic_output(out / REJECTED_FILE) as tmp:
-        catalog.rejected.to_parquet(tmp, index=False)
+    tables = {
+        RASTERS_FILE: catalog.rasters,
+        PAIRS_FILE: catalog.pairs,
+        REJECTED_FILE: catalog.rejected,
+    }
+    with contextlib.ExitStack() as stack:
+        for name, table in tables.items():
+            table.to_parquet(stack.enter_context(atomic_output(out / name)), index=False)
 
 
 def read_catalog(catalog_dir: str | Path) -> Catalog:

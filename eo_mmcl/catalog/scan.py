@@ -18,6 +18,7 @@ from shapely.geometry import box
 from shapely.geometry.base import BaseGeometry
 
 from eo_mmcl.bands import unknown_bands
+from eo_mmcl.catalog.pixels import pixel_problem
 from eo_mmcl.catalog.sources import ROLES, SourceDefinition, SourceRule
 from eo_mmcl.geo.footprint import footprint_to_crs
 
@@ -90,10 +91,12 @@ def _read_info(path: Path) -> _FileInfo:
                     descriptions=tuple(ds.descriptions),
                     tags=ds.tags(),
                 )
-                # Reading one block proves the compressed data is not truncated or corrupt.
-                ds.read(1, window=((0, min(1, ds.height)), (0, min(1, ds.width))))
+                # Before the CRS: a PNG renamed .tif has no CRS either, but is not a GeoTIFF.
+                problem = pixel_problem(ds)
     except (RasterioIOError, rasterio.errors.RasterioError, OSError) as err:
         raise RejectedFile(f"unreadable or corrupt raster: {err}") from err
+    if problem is not None:
+        raise RejectedFile(problem)
     if info.crs is None:
         raise RejectedFile("raster has no CRS (not georeferenced)")
     if info.transform.b != 0 or info.transform.d != 0:
@@ -245,6 +248,7 @@ def scan_source(
     records: list[dict[str, Any]] = []
     rejections: list[Rejection] = []
     groups: dict[tuple[str, str], list[tuple[SourceRule, dict[str, Any], _FileInfo, str]]] = {}
+    rejections += [Rejection(str(p), source.name, "", why) for p, why in source.dead_links()]
     for path in source.files():
         relative = path.relative_to(source.root).as_posix()
         rule_name = ""

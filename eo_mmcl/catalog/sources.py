@@ -24,6 +24,8 @@ one logical raster (Sentinel-2 products shipped as one file per band).
 
 from __future__ import annotations
 
+import errno
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,14 +123,43 @@ class SourceDefinition:
     include: tuple[str, ...] = ("**/*",)
     description: str = ""
 
-    def files(self) -> list[Path]:
-        """Raster files under the root matching ``include``, sorted for determinism."""
+    def _candidates(self) -> list[Path]:
         found: set[Path] = set()
         for pattern in self.include:
-            found.update(p for p in self.root.glob(pattern) if p.is_file())
+            found.update(self.root.glob(pattern))
         return sorted(
             p for p in found if p.suffix in RASTER_SUFFIXES and not p.name.startswith(".")
         )
+
+    def files(self) -> list[Path]:
+        """Raster files under the root matching ``include``, sorted for determinism."""
+        return [p for p in self._candidates() if p.is_file()]
+
+    def dead_links(self) -> list[tuple[Path, str]]:
+        """Raster-named symbolic links that reach no file, each with the reason.
+
+        Returns:
+            ``(path, reason)`` per symlink loop or broken link, sorted by path.
+        """
+        dead = []
+        for path in self._candidates():
+            if not path.is_symlink() or path.is_file():
+                continue
+            try:
+                path.resolve(strict=True)
+                loop = False
+            except RuntimeError:  # how Python 3.11 reports a loop
+                loop = True
+            except OSError as err:
+                loop = err.errno == errno.ELOOP
+            target = os.readlink(path)
+            reason = (
+                "symbolic link loop: the link never reaches a file"
+                if loop
+                else f"broken symbolic link: its target {target} is not a file"
+            )
+            dead.append((path, reason))
+        return dead
 
 
 #: Rules for a plain folder: eo_mmcl's own tags first (the simulator writes them), then file

@@ -45,6 +45,7 @@ from eo_mmcl.export.stac import COG_MEDIA_TYPE, embedding_item, footprint_wgs84,
 from eo_mmcl.export.windows import WindowGrid, blend, tent_weights, window_views
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.io.cluster import run_tasks
+from eo_mmcl.tiling.integrity import ensure_intact
 from eo_mmcl.tiling.reader import RasterReader, RasterSpec
 
 PROGRESS_DIR = ".embed"
@@ -457,6 +458,8 @@ def export_embeddings(
     Quantisation.from_range(config.dtype, 0.0, 0.0)  # validates --dtype before any work
     model = EmbeddingModel.load(checkpoint)
     config = config.resolved(default_window(model.meta))
+    # The chip store is checked before any work, not after the rasters are written.
+    chips = _chips_dir(chips_dir, model, catalog_dir)
     messages: list[str] = []
     scenes, s2_only = plan_scenes(catalog_dir, model, messages)
     keys = model.keys(config.modality, s2_only=s2_only)
@@ -528,7 +531,6 @@ def export_embeddings(
                     )
                 )  # fmt: skip
                 progress.advance(finish)
-    chips = _chips_dir(chips_dir, model, catalog_dir)
     if chips is not None:
         paths = {k: out / f"chips_{model.objective}_{k}.parquet" for k in keys}
         result.chip_tables = list(chip_embeddings(model, chips, keys, paths).values())
@@ -570,8 +572,7 @@ def _chips_dir(
     chips_dir: str | Path | None, model: EmbeddingModel, catalog_dir: Path
 ) -> Path | None:
     if chips_dir is not None:
-        if not (Path(chips_dir) / "tile_manifest.json").is_file():
-            raise SourceError(f"{chips_dir}: not a complete chip store (no tile_manifest.json)")
+        ensure_intact(chips_dir)  # also refuses a folder that is not a finished store
         return Path(chips_dir)
     stored = Path(str(model.meta.get("chips_dir") or ""))
     if str(stored) in ("", ".") or not (stored / "tile_manifest.json").is_file():
@@ -579,7 +580,10 @@ def _chips_dir(
     # The training store only when it was cut from this catalog's rasters.
     chip_rasters = set(pd.read_parquet(stored / "index.parquet", columns=["s2_id"])["s2_id"])
     catalog_rasters = set(read_catalog(catalog_dir).rasters["raster_id"])
-    return stored if chip_rasters & catalog_rasters else None
+    if not chip_rasters & catalog_rasters:
+        return None
+    ensure_intact(stored)
+    return stored
 
 
 def _iter_blocks(

@@ -22,6 +22,7 @@ from eo_mmcl import __version__
 from eo_mmcl.bands import S2_L2A_BANDS
 from eo_mmcl.errors import SourceError
 from eo_mmcl.io.atomic import atomic_output
+from eo_mmcl.tiling.integrity import INTEGRITY_KEY, describe_store, reusable
 from eo_mmcl.tiling.plan import store_order
 from eo_mmcl.tiling.store import (
     ATTRS_KEY,
@@ -148,7 +149,8 @@ def convert_bigearthnet(
     meta = _metadata(folder)
     fingerprint = f"bigearthnet:{len(meta)}:{seed}:{chips_per_chunk}:{__version__}"
     manifest = read_manifest(out)
-    if manifest is not None and manifest.get("fingerprint") == fingerprint and not force:
+    if reusable(manifest, fingerprint) and not force:
+        assert manifest is not None
         return TileResult(out, manifest, reused=True)
     for path in (out / CHIPS_ZARR, out / INDEX_FILE, out / MANIFEST_FILE):
         if path.is_dir():
@@ -242,6 +244,7 @@ def convert_bigearthnet(
         "version": __version__,
         "counts": counts,
         "messages": [],
+        INTEGRITY_KEY: describe_store(out),
     }
     with atomic_output(out / MANIFEST_FILE) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1))

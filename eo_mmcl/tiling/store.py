@@ -11,7 +11,8 @@ Layout of ``CHIPS_DIR``::
       <task>  (N, K)        uint8    multi-hot labels (e.g. BigEarthNet's 19 classes)
       .attrs["eo_mmcl"]     bands, tasks, chip size, normalisation statistics, provenance
     index.parquet          GeoParquet, one row per stored chip (see ``INDEX_COLUMNS``)
-    tile_manifest.json     written last: the store is complete
+    tile_manifest.json     written last: the store is complete; size and SHA-256 of every
+                           file above (see ``integrity``), checked by every reader
 
 Chips are stored ``chips_per_chunk`` to a chunk (about 32 MiB of S2 by default), in a seeded
 random order within each split, so that reading a whole chunk yields a random sample of that
@@ -32,7 +33,6 @@ import numpy as np
 import zarr
 
 from eo_mmcl import __version__
-from eo_mmcl.errors import SourceError
 
 CHIPS_ZARR = "chips.zarr"
 INDEX_FILE = "index.parquet"
@@ -180,13 +180,16 @@ def open_store(chips_dir: str | Path) -> zarr.Group:
         The Zarr group.
 
     Raises:
-        SourceError: If the folder is not a complete chip store.
+        SourceError: If the folder is not a complete chip store (no manifest).
+        StoreIntegrityError: If a chunk (or the index) is missing, altered or unexpected.
     """
+    # Imported here: the integrity check names the files this module defines.
+    from eo_mmcl.tiling.integrity import ensure_intact
+
     folder = Path(chips_dir)
-    if not (folder / MANIFEST_FILE).exists():
-        raise SourceError(
-            f"{folder}: not a complete chip store (no {MANIFEST_FILE}); run `eo-mmcl tile`"
-        )
+    # Zarr reads an absent chunk as its fill value: without this check a store that lost a
+    # chunk trains on zeros.
+    ensure_intact(folder)
     return zarr.open_group(str(folder / CHIPS_ZARR), mode="r")
 
 

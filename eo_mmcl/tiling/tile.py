@@ -35,6 +35,8 @@ from eo_mmcl.catalog.build import PAIRS_FILE, RASTERS_FILE, read_catalog
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.io.cluster import run_tasks
+from eo_mmcl.io.digest import sha256_file
+from eo_mmcl.tiling.integrity import INTEGRITY_KEY, describe_store, reusable
 from eo_mmcl.tiling.plan import ChipWindow, assign_splits, lattice_windows, store_order
 from eo_mmcl.tiling.reader import RasterReader, RasterSpec
 from eo_mmcl.tiling.store import (
@@ -208,14 +210,6 @@ class TileResult:
     chips_dir: Path
     manifest: dict[str, Any]
     reused: bool = False
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _pair_sources(
@@ -497,8 +491,8 @@ def _fingerprint(catalog_dir: Path, config: TileConfig) -> str:
     payload = {
         "config": asdict(config),
         "version": __version__,
-        "rasters": _sha256_file(catalog_dir / RASTERS_FILE),
-        "pairs": _sha256_file(catalog_dir / PAIRS_FILE),
+        "rasters": sha256_file(catalog_dir / RASTERS_FILE),
+        "pairs": sha256_file(catalog_dir / PAIRS_FILE),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
@@ -581,7 +575,8 @@ def tile_catalog(
     catalog_dir, out = Path(catalog_dir), Path(chips_dir)
     fingerprint = _fingerprint(catalog_dir, config) if (catalog_dir / RASTERS_FILE).exists() else ""
     manifest = read_manifest(out)
-    if manifest is not None and manifest.get("fingerprint") == fingerprint and not force:
+    if reusable(manifest, fingerprint) and not force:
+        assert manifest is not None
         return TileResult(out, manifest, reused=True)
     progress_dir = out / PROGRESS_DIR
     plan_path = progress_dir / "plan.json"
@@ -592,13 +587,11 @@ def tile_catalog(
             "rerun with --force to start over"
         )
     layout, windows, slots, pairs, messages = plan_tiling(catalog_dir, config)
-    store = out / CHIPS_ZARR
-    if force or started is None or manifest is not None:
-        for path in (store, progress_dir, out / INDEX_FILE, out / MANIFEST_FILE):
-            if path.is_dir():
-                shutil.rmtree(path)
-            elif path.exists():
-                path.unlink()
+    # The new store is cut beside the finished one and replaces it only once complete, so a
+    # rebuild that fails (or is killed) leaves the earlier store readable and unchanged.
+    store = progress_dir / CHIPS_ZARR
+    if force or started is None or not store.is_dir():
+        shutil.rmtree(progress_dir, ignore_errors=True)
         progress_dir.mkdir(parents=True)
         create_store(store, layout)
         with atomic_output(plan_path) as tmp:
@@ -654,10 +647,11 @@ def _finalize(
         "rejected_cloud": sum(r["reason"] == "cloud" for r in results.values()),
         **{f"chips_{s}": int((index["split"] == s).sum()) for s in SPLITS},
     }
-    group = zarr.open_group(str(out / CHIPS_ZARR), mode="r+")
+    group = zarr.open_group(str(progress_dir / CHIPS_ZARR), mode="r+")
     attrs = store_metadata(group)
     attrs.update(normalisation=normalisation, tile_config=asdict(config), counts=counts)
     group.attrs[ATTRS_KEY] = attrs
+    _replace_store(out, progress_dir / CHIPS_ZARR)
     with atomic_output(out / INDEX_FILE) as tmp:
         index.to_parquet(tmp, index=False)
     manifest = {
@@ -666,10 +660,33 @@ def _finalize(
         "counts": counts,
         "messages": messages,
         "config": asdict(config),
+        INTEGRITY_KEY: describe_store(out),
     }
     with atomic_output(out / MANIFEST_FILE) as tmp:
         tmp.write_text(json.dumps(manifest, indent=1))
     return manifest
+
+
+def _replace_store(out: Path, staged: Path) -> None:
+    """Move a finished store in place of the earlier one (if any).
+
+    The manifest goes first: from then on readers refuse the folder as unfinished, until the
+    new index and manifest are written.
+
+    Args:
+        out: The chip store folder.
+        staged: The new, complete ``chips.zarr``.
+    """
+    (out / MANIFEST_FILE).unlink(missing_ok=True)
+    final = out / CHIPS_ZARR
+    if final.exists():
+        replaced = staged.with_name("replaced.zarr")
+        shutil.rmtree(replaced, ignore_errors=True)
+        final.rename(replaced)
+        staged.rename(final)
+        shutil.rmtree(replaced)
+    else:
+        staged.rename(final)
 
 
 def _index_frame(
