@@ -11,6 +11,7 @@ from rich.table import Table
 
 from eo_mmcl import __version__
 from eo_mmcl.console import console, err_console, reports_errors
+from eo_mmcl.simulate.config import SimulationConfig
 from eo_mmcl.theory.cli import theory_app
 
 app = typer.Typer(
@@ -50,7 +51,9 @@ def simulate(
     size: Annotated[int, typer.Option(help="S2 scene width and height in 10 m pixels.")] = 512,
     seed: Annotated[int, typer.Option(help="Random seed (same seed and knobs, same bytes).")] = 0,
     scenes: Annotated[int, typer.Option(help="Number of scene pairs, side by side.")] = 1,
-    parcel_size: Annotated[float, typer.Option(help="Mean parcel diameter in S2 pixels.")] = 64.0,
+    parcel_size: Annotated[
+        float, typer.Option(help="Mean parcel diameter in S2 pixels.")
+    ] = SimulationConfig.parcel_size,
     unique_classes: Annotated[
         int,
         typer.Option(
@@ -63,7 +66,7 @@ def simulate(
     ] = 0.3,
     sar_unique_strength_db: Annotated[
         float, typer.Option(help="VV change (dB) over the SAR-only attribute.")
-    ] = 5.0,
+    ] = SimulationConfig.sar_unique_strength_db,
     cloud_fraction: Annotated[
         float, typer.Option(help="Fraction of the S2 scene under cloud (selection bias).")
     ] = 0.1,

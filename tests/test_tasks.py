@@ -262,6 +262,28 @@ def test_oracle_head_learns_a_cross_sensor_xor_only_with_a_hidden_layer(
         SupervisedTask(num_classes={"synergy": 2}, head_hidden_dim=-1)
 
 
+def test_oracle_pixel_heads_learn_from_pixel_labels_and_skip_unlabelled_ones() -> None:
+    torch.manual_seed(0)
+    tiny = {"backbone": "resnet10t", "proj_dim": 8, "proj_hidden_dim": 16,
+            "backbone_kwargs": {"channels": [8, 8, 8, 16], "stem_width": 8}}  # fmt: skip
+    task = SupervisedTask(num_classes={"landcover": 3}, head_hidden_dim=8, pixel_heads=True, **tiny)
+    batch = {
+        "image_s1": torch.randn(4, task.hparams["s1_channels"], 32, 32),
+        "image_s2": torch.randn(4, task.hparams["s2_channels"], 32, 32),
+        "mask_landcover": torch.randint(0, 3, (4, 32, 32)),
+    }
+    loss, _ = task.compute_loss(batch)
+    assert set(loss.terms) == {"landcover", "pixel_landcover"}
+    assert float(loss.terms["pixel_landcover"]) > 0
+    loss.total.backward()
+    head = task.pixel_head["landcover"]
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in head.parameters())
+    unlabelled = {**batch, "mask_landcover": torch.full((4, 32, 32), 255)}
+    assert float(task.compute_loss(unlabelled)[0].terms["pixel_landcover"]) == 0.0
+    # Chip heads only, as before, unless asked: old checkpoints load unchanged.
+    assert not hasattr(SupervisedTask(num_classes={"landcover": 3}, **tiny), "pixel_head")
+
+
 def test_views_share_geometry_across_modalities() -> None:
     torch.manual_seed(0)
     views = PairedViews(noise_std=0.0, gain_std=0.0)

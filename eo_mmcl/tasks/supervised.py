@@ -11,8 +11,9 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.losses import LossOutput
+from eo_mmcl.models.backbone import BackboneFeatures
 from eo_mmcl.tasks.base import ObjectiveTask
-from eo_mmcl.tasks.labels import majority_labels
+from eo_mmcl.tasks.labels import IGNORE_INDEX, majority_labels
 
 
 class SupervisedTask(ObjectiveTask):
@@ -33,6 +34,10 @@ class SupervisedTask(ObjectiveTask):
             is a non-linear function of one attribute per sensor (the synergy task's XOR): it
             stays at chance there, so such an oracle is no ceiling for S and its early stopping
             averages a chance term in.
+        pixel_heads: Also train a per-pixel head per class task (a 1x1-convolution MLP of the
+            same width on the concatenated S1+S2 feature maps, upsampled to the chip, cross-
+            entropy on the pixel labels). Without it the oracle never sees where in a chip a
+            class lies, so its feature maps are no ceiling for the segmentation probes.
         **kwargs: :class:`ObjectiveTask` arguments.
     """
 
@@ -43,6 +48,7 @@ class SupervisedTask(ObjectiveTask):
         num_classes: dict[str, int],
         multilabel: list[str] | None = None,
         head_hidden_dim: int = 0,
+        pixel_heads: bool = False,
         **kwargs: Any,
     ) -> None:
         if not num_classes or any(int(n) < 2 for n in num_classes.values()):
@@ -54,6 +60,7 @@ class SupervisedTask(ObjectiveTask):
         if head_hidden_dim < 0:
             raise ConfigError(f"supervised: head_hidden_dim must be >= 0, got {head_hidden_dim}")
         self.head_hidden_dim = int(head_hidden_dim)
+        self.pixel_heads = bool(pixel_heads)
         # The last batch's logits and chip targets, for the validation metrics.
         self._last_logits: dict[str, Tensor] = {}
         self._last_targets: dict[str, Tensor] = {}
@@ -64,12 +71,45 @@ class SupervisedTask(ObjectiveTask):
         super().configure_models()
         dim = sum(self.encoder.num_features.values())
         self.heads = nn.ModuleDict({t: self._head(dim, n) for t, n in self.num_classes.items()})
+        if self.pixel_heads:
+            self.pixel_head = nn.ModuleDict(
+                {
+                    t: self._pixel_head(dim, n)
+                    for t, n in self.num_classes.items()
+                    if t not in self.multilabel
+                }
+            )
 
     def _head(self, dim: int, classes: int) -> nn.Module:
         if self.head_hidden_dim == 0:
             return nn.Linear(dim, classes)
         hidden = self.head_hidden_dim
         return nn.Sequential(nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, classes))
+
+    def _pixel_head(self, dim: int, classes: int) -> nn.Module:
+        if self.head_hidden_dim == 0:
+            return nn.Conv2d(dim, classes, 1)
+        hidden = self.head_hidden_dim
+        return nn.Sequential(nn.Conv2d(dim, hidden, 1), nn.ReLU(), nn.Conv2d(hidden, classes, 1))
+
+    def _pixel_losses(
+        self, features: dict[str, BackboneFeatures], batch: dict[str, Tensor]
+    ) -> dict[str, Tensor]:
+        """Each pixel head's cross-entropy over the labelled (and valid) pixels."""
+        dense = torch.cat([features["s1"].dense, features["s2"].dense], dim=1)
+        terms: dict[str, Tensor] = {}
+        for task, head in self.pixel_head.items():
+            mask = batch[f"mask_{task}"].long()
+            if "valid" in batch:
+                mask = mask.masked_fill(~batch["valid"].bool(), IGNORE_INDEX)
+            logits = F.interpolate(
+                head(dense), size=mask.shape[-2:], mode="bilinear", align_corners=False
+            )
+            if (mask != IGNORE_INDEX).any():
+                terms[f"pixel_{task}"] = F.cross_entropy(logits, mask, ignore_index=IGNORE_INDEX)
+            else:  # no labelled pixel in this batch: contribute nothing, keep the graph
+                terms[f"pixel_{task}"] = logits.sum() * 0.0
+        return terms
 
     def configure_losses(self) -> None:
         """Cross-entropy (ignoring chips without labels) and binary cross-entropy."""
@@ -86,7 +126,8 @@ class SupervisedTask(ObjectiveTask):
 
     def compute_loss(self, batch: dict[str, Tensor]) -> tuple[LossOutput, dict[str, Tensor]]:
         """Sum over tasks of the per-task losses."""
-        joint = super().embed(batch)["joint"]
+        features = self.encoder.encode(batch)
+        joint = torch.cat([features["s1"].pooled, features["s2"].pooled], dim=1)
         terms: dict[str, Tensor] = {}
         for task, head in self.heads.items():
             logits = head(joint)
@@ -108,6 +149,8 @@ class SupervisedTask(ObjectiveTask):
                 terms[task] = F.cross_entropy(logits, target, ignore_index=-1)
             else:  # no labelled chip in this batch: contribute nothing, keep the graph
                 terms[task] = logits.sum() * 0.0
+        if self.pixel_heads:
+            terms.update(self._pixel_losses(features, batch))
         total = torch.stack(list(terms.values())).sum()
         return LossOutput(total, {k: v.detach() for k, v in terms.items()}), {"joint": joint}
 
