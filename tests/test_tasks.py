@@ -160,6 +160,52 @@ def test_resume_from_the_last_checkpoint(trained, chips_dir: Path) -> None:
     assert resumed.trainer.global_step == steps + steps // 8
 
 
+def _best_epoch_run(chips_dir: Path, root: Path, epochs: int) -> list[str]:
+    """Arguments of a run whose top-k callback keeps epoch 0 and asks for ``save_last``.
+
+    Monitoring ``epoch`` (mode min) makes the first epoch the best one whatever the losses do:
+    Lightning's own ``save_last`` would then leave epoch 0 in ``last.ckpt``.
+    """
+    return [
+        "--config", str(REPO / "tests" / "conf" / "clip_tiny.yaml"),
+        "--data.chips_dir", str(chips_dir),
+        "--trainer.max_epochs", str(epochs),
+        "--trainer.default_root_dir", str(root),
+        "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+        "--trainer.callbacks.dirpath", str(root / "checkpoints"),
+        "--trainer.callbacks.monitor", "epoch",
+        "--trainer.callbacks.mode", "min",
+        "--trainer.callbacks.save_last", "true",
+        "--trainer.callbacks.enable_version_counter", "false",  # as the shipped configs
+    ]  # fmt: skip
+
+
+def test_last_checkpoint_is_the_final_state_of_this_run(chips_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from eo_mmcl.cli import app
+
+    cli = run_training(_best_epoch_run(chips_dir, tmp_path, 3))
+    folder = tmp_path / "checkpoints"
+    last = torch.load(folder / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (2, cli.trainer.global_step)
+    for name, value in cli.model.state_dict().items():
+        torch.testing.assert_close(last["state_dict"][name], value, rtol=0, atol=0)
+    assert torch.load(folder / "epoch=0-step=2.ckpt", weights_only=True)["epoch"] == 0
+
+    # A second run into the same folder replaces last.ckpt (no last-v1.ckpt), and the
+    # checkpoint the CLI prints holds the steps it prints.
+    result = CliRunner().invoke(app, ["train", *_best_epoch_run(chips_dir, tmp_path, 1)])
+    assert result.exit_code == 0, result.output
+    assert not [p.name for p in folder.iterdir() if "-v" in p.name]
+    line = next(x for x in result.output.splitlines() if x.startswith("objective=clip"))
+    printed = dict(field.split("=", 1) for field in line.split() if "=" in field)
+    assert Path(printed["checkpoint"]) == folder / "last.ckpt"
+    last = torch.load(folder / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (0, int(printed["steps"]))
+    assert int(printed["epochs"]) == last["epoch"] + 1
+
+
 def test_ddp_on_two_cpu_processes(chips_dir: Path, tmp_path: Path) -> None:
     """Lightning DDP (gloo) with negatives gathered across the two processes."""
     args = [

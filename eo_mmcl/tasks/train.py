@@ -8,10 +8,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from lightning import Trainer
 from lightning.pytorch.cli import LightningCLI
 
 from eo_mmcl.datamodules import PairedS1S2DataModule
 from eo_mmcl.tasks.base import ObjectiveTask
+from eo_mmcl.tasks.callbacks import install_last_checkpoint
 from eo_mmcl.tasks.checkpoint import read_checkpoint, refusal
 
 
@@ -21,7 +23,9 @@ class TrainingCLI(LightningCLI):
     ``accelerator='auto'``; precision ``bf16-mixed`` where a CUDA device is present and
     ``32-true`` on CPU unless the config sets one; seed 0 unless the config sets one. Models are
     given as ``class_path``/``init_args`` (any :class:`ObjectiveTask`), the datamodule's
-    arguments directly (``--data.chips_dir CHIPS_DIR``).
+    arguments directly (``--data.chips_dir CHIPS_DIR``). A trainer that keeps checkpoints
+    writes ``last.ckpt`` at the end of every epoch
+    (:class:`~eo_mmcl.tasks.callbacks.LastCheckpoint`), whatever its config says.
     """
 
     def add_arguments_to_parser(self, parser: Any) -> None:
@@ -36,6 +40,22 @@ class TrainingCLI(LightningCLI):
         trainer = config["trainer"]
         if trainer.get("precision") is None:
             trainer["precision"] = "bf16-mixed" if torch.cuda.is_available() else "32-true"
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The configured trainer, with the every-epoch ``last.ckpt``.
+
+        Added here rather than in every config so that any config (the shipped ones, a
+        user's, the tests') gets the same ``last.ckpt``, which resuming and later stages read.
+
+        Args:
+            kwargs: Trainer arguments beyond the config (LightningCLI's).
+
+        Returns:
+            The trainer.
+        """
+        trainer = super().instantiate_trainer(**kwargs)
+        install_last_checkpoint(trainer)
+        return trainer
 
 
 #: ``--ckpt_path`` values that Lightning resolves to a file itself.
