@@ -107,6 +107,13 @@ class PairedS1S2DataModule(NonGeoDataModule):
         return dict(layout["tasks"])
 
     @property
+    def chip_size(self) -> int | None:
+        """The chip store's chip side in pixels, None without a store."""
+        if self.chips_dir is None:
+            return None
+        return int(ChipStoreDataset(self.chips_dir, split=None).metadata["layout"]["chip_size"])
+
+    @property
     def bands(self) -> dict[str, list[str]]:
         """Band names per modality (what encoders' ``in_chans`` must match)."""
         return {k: list(v.get("bands", [])) for k, v in self.normalisation.items()}

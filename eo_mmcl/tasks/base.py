@@ -257,6 +257,9 @@ class ObjectiveTask(LightningModule):
             "normalisation": datamodule.normalisation,
             "chips_dir": str(getattr(datamodule, "chips_dir", "")),
         }
+        chip_size = getattr(datamodule, "chip_size", None)
+        if chip_size is not None:  # what export windows default to and the data checks compare
+            self.data_meta["chip_size"] = int(chip_size)
         # The seed Lightning's seed_everything set (LightningCLI's seed_everything): the probes
         # take their error bars over it.
         seed = os.environ.get("PL_GLOBAL_SEED")
@@ -273,6 +276,22 @@ class ObjectiveTask(LightningModule):
         )
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the band lists and normalisation."""
+        """Restore the band lists and normalisation; check them when resuming on a chip store.
+
+        Lightning calls this before it loads the weights, so a resumed run on a store with
+        other bands, chip size or statistics stops here with one line, not a shape error.
+
+        Raises:
+            ConfigError: If the checkpoint does not fit the chip store training resumes on.
+        """
         meta = checkpoint.get("eo_mmcl", {})
         self.data_meta = {k: v for k, v in meta.items() if k not in ("objective", "version")}
+        trainer = self._trainer  # None under load_from_checkpoint
+        datamodule = getattr(trainer, "datamodule", None)
+        chips_dir = getattr(datamodule, "chips_dir", None)
+        if trainer is not None and chips_dir is not None:
+            # Imported here: the checkpoint module imports every task.
+            from eo_mmcl.tasks.checkpoint import check_fits_store
+
+            source = trainer.ckpt_path or "the checkpoint resumed from"
+            check_fits_store(source, meta, chips_dir, getattr(datamodule, "normalisation", None))
