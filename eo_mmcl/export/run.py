@@ -578,8 +578,9 @@ def _chips_dir(
     chips_dir: str | Path | None, model: EmbeddingModel, catalog_dir: Path
 ) -> Path | None:
     if chips_dir is not None:
-        # Also refuses a folder that is not a finished, intact store.
-        check_fits_store(model.path, model.meta, chips_dir)
+        # Also refuses a folder that is not a finished, intact store. Its chips may be of
+        # another size than the training chips: the per-chip tables embed whole chips.
+        check_fits_store(model.path, model.meta, chips_dir, same_chip_size=False)
         return Path(chips_dir)
     stored = Path(str(model.meta.get("chips_dir") or ""))
     if str(stored) in ("", ".") or not (stored / "tile_manifest.json").is_file():

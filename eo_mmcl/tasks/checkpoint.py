@@ -175,15 +175,17 @@ def check_fits_data(
     ``probe`` and the pipeline's stages before any work. A chip store's arrays are read by
     position, so its band lists must be the checkpoint's, in order; rasters are read by band
     name (``by_name``), so they must offer the checkpoint's bands. A sensor the data does not
-    have at all (an S2-only store) is left to the caller. The chip size is compared where both
-    are known (checkpoints written before it was recorded carry none).
+    have at all (an S2-only store) is left to the caller. The chip size is compared where the
+    caller gives one and the checkpoint records one (checkpoints written before it was
+    recorded carry none).
 
     Args:
         checkpoint: The checkpoint (for the message).
         meta: Its ``eo_mmcl`` dict (:func:`checkpoint_meta`).
         source: The chip store or raster (for the message).
         bands: Band names per sensor (``s1``, ``s2``) of the data, in array order.
-        chip_size: The data's chip side in pixels, or None (rasters).
+        chip_size: The data's chip side in pixels, or None: not compared (rasters, whose
+            windows are an option of their own).
         by_name: The data is read by band name (rasters) rather than by position.
         normalisation: The statistics the data will be normalised with where they are not
             the checkpoint's (resumed training normalises with the store's): they must be the
@@ -258,6 +260,7 @@ def check_fits_store(
     meta: Mapping[str, Any],
     chips_dir: str | Path,
     normalisation: Mapping[str, Any] | None = None,
+    same_chip_size: bool = True,
 ) -> None:
     """:func:`check_fits_data` against a chip store (its band lists and chip size).
 
@@ -266,6 +269,8 @@ def check_fits_store(
         meta: Its ``eo_mmcl`` dict.
         chips_dir: The chip store.
         normalisation: As :func:`check_fits_data`.
+        same_chip_size: The store's chips must be of the training size (resuming, probing);
+            False where any size is a choice (``embed``'s per-chip tables of another store).
 
     Raises:
         ConfigError: As :func:`check_fits_data`.
@@ -275,5 +280,5 @@ def check_fits_store(
 
     layout = store_metadata(open_store(chips_dir))["layout"]
     bands = {"s1": layout.get("s1_bands") or [], "s2": layout.get("s2_bands") or []}
-    chip_size = int(layout["chip_size"])
+    chip_size = int(layout["chip_size"]) if same_chip_size else None
     check_fits_data(checkpoint, meta, chips_dir, bands, chip_size, normalisation=normalisation)
