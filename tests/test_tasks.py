@@ -206,6 +206,48 @@ def test_last_checkpoint_is_the_final_state_of_this_run(chips_dir: Path, tmp_pat
     assert int(printed["epochs"]) == last["epoch"] + 1
 
 
+def test_resume_after_a_crash_reproduces_the_uninterrupted_run(
+    chips_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed in the middle of epoch 2, resumed from last.ckpt: the same weights, bit for bit."""
+
+    def fit(root: Path, *extra: str) -> Any:
+        return run_training(
+            [
+                "--config", str(REPO / "tests" / "conf" / "clip_tiny.yaml"),
+                "--data.chips_dir", str(chips_dir),
+                "--data.batch_size", "8",
+                "--data.augment", "true",  # random views: the generators must be restored
+                "--trainer.max_epochs", "3",
+                "--trainer.default_root_dir", str(root),
+                *extra,
+            ]
+        )  # fmt: skip
+
+    uninterrupted = fit(tmp_path / "a").model.state_dict()
+    step = CLIPTask.training_step
+
+    def crash(self: CLIPTask, batch: Any, batch_idx: int) -> Any:
+        if self.current_epoch == 2 and batch_idx == 2:
+            raise RuntimeError("killed")
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(CLIPTask, "training_step", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        fit(tmp_path / "b")
+    monkeypatch.undo()
+    last = tmp_path / "b" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+    # Another --data.seed too: the sampler's seed is the checkpoint's on resume.
+    resumed = fit(tmp_path / "b", "--ckpt_path", str(last), "--data.seed", "9")
+    assert resumed.datamodule.seed == 0
+    assert resumed.trainer.current_epoch == 3
+    weights = resumed.model.state_dict()
+    assert weights.keys() == uninterrupted.keys()
+    for name, value in uninterrupted.items():
+        assert torch.equal(weights[name], value), name
+
+
 def test_ddp_on_two_cpu_processes(chips_dir: Path, tmp_path: Path) -> None:
     """Lightning DDP (gloo) with negatives gathered across the two processes."""
     args = [

@@ -106,6 +106,24 @@ class PairedS1S2DataModule(NonGeoDataModule):
         layout = ChipStoreDataset(self.chips_dir, split=None).metadata["layout"]
         return dict(layout["tasks"])
 
+    def state_dict(self) -> dict[str, Any]:
+        """The sampler's seed, kept in checkpoints (Lightning restores the epoch it adds).
+
+        Returns:
+            ``{'seed': ...}``.
+        """
+        return {"seed": self.seed}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Shuffle a resumed run as the checkpoint's run did, whatever ``--data.seed`` says.
+
+        Lightning restores this before it builds the data loaders.
+
+        Args:
+            state_dict: What :meth:`state_dict` returned.
+        """
+        self.seed = int(state_dict.get("seed", self.seed))
+
     @property
     def chip_size(self) -> int | None:
         """The chip store's chip side in pixels, None without a store."""

@@ -16,6 +16,7 @@ from eo_mmcl.errors import ConfigError
 from eo_mmcl.losses import LossOutput
 from eo_mmcl.models import PairedEncoder, ProjectionHead, build_paired_encoder
 from eo_mmcl.tasks.plain import plain
+from eo_mmcl.tasks.rng import RNG_KEY, capture_rng, restore_rng
 from eo_mmcl.tasks.views import PairedViews
 
 
@@ -274,9 +275,14 @@ class ObjectiveTask(LightningModule):
         checkpoint["eo_mmcl"] = plain(
             {"objective": self.objective, "version": __version__, **self.data_meta}
         )
+        # last.ckpt is saved at an epoch's end, after validation: the state the next epoch
+        # starts from, which a resumed run restores (eo_mmcl.tasks.rng).
+        checkpoint[RNG_KEY] = capture_rng()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the band lists and normalisation; check them when resuming on a chip store.
+        """Restore the band lists and normalisation, and the random state when resuming.
+
+        When resuming on a chip store, the checkpoint is checked against it first.
 
         Lightning calls this before it loads the weights, so a resumed run on a store with
         other bands, chip size or statistics stops here with one line, not a shape error.
@@ -295,3 +301,11 @@ class ObjectiveTask(LightningModule):
 
             source = trainer.ckpt_path or "the checkpoint resumed from"
             check_fits_store(source, meta, chips_dir, getattr(datamodule, "normalisation", None))
+        state = checkpoint.get(RNG_KEY)
+        if trainer is not None and state is not None:
+            # Resuming: from here to the first training batch Lightning draws from the
+            # generators only in the sanity validation, which it runs under isolate_rng, and
+            # where the uninterrupted run did too (the epoch's data loader iterator, whose
+            # creation draws the worker seeds). Not at the epoch start: on resume Lightning
+            # creates that iterator before the hook.
+            restore_rng(state)
