@@ -742,3 +742,11 @@ def ensure_config(config: EmbedConfig) -> None:
     """
     if config.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {config.batch_size}")
+    # Windows and steps are counted in strides (a division by zero otherwise).
+    for option, value in (
+        ("stride", config.stride),
+        ("window", config.window),
+        ("step", config.step),
+    ):
+        if value is not None and value < 1:
+            raise ConfigError(f"--{option} must be >= 1, got {value}")
