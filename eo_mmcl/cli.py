@@ -311,11 +311,12 @@ def train(ctx: typer.Context) -> None:
     decur, comm, coral, supervised. Checkpoints keep the config, the band lists and the
     normalisation statistics.
     """
+    from eo_mmcl.tasks.callbacks import last_checkpoint
     from eo_mmcl.tasks.train import run_training
 
     cli = run_training(ctx.args)
     trainer = cli.trainer
-    checkpoint = getattr(trainer.checkpoint_callback, "last_model_path", "") or ""
+    checkpoint = last_checkpoint(trainer)  # written at the end of the last epoch: this state
     metrics = {k: float(v) for k, v in trainer.callback_metrics.items() if k.endswith("loss")}
     console.print(
         f"objective={cli.model.objective} epochs={trainer.current_epoch} "

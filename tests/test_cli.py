@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import pytest
@@ -10,6 +11,7 @@ from typer.testing import CliRunner
 
 from eo_mmcl.cli import app
 
+REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
@@ -58,6 +60,29 @@ def test_bad_input_exits_non_zero_with_message(tmp_path: Path) -> None:
     result = runner.invoke(app, ["simulate", str(tmp_path / "s"), "--cloud-fraction", "2"])
     assert result.exit_code == 2
     assert "cloud_fraction" in result.output
+
+
+def _one_line_error(result: Any) -> str:
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[-1]
+
+
+def test_bad_numbers_are_one_line_errors(tmp_path: Path) -> None:
+    seed = runner.invoke(app, ["simulate", str(tmp_path / "s"), "--seed", "-1"])
+    assert "seed must be >= 0, got -1" in _one_line_error(seed)
+    assert not (tmp_path / "s").exists()
+    config = str(REPO / "tests" / "conf" / "clip_tiny.yaml")
+    for option, value in (("batch_size", "0"), ("num_workers", "-1")):
+        train = runner.invoke(
+            app,
+            ["train", "--config", config, "--data.chips_dir", str(tmp_path), f"--data.{option}",
+             value],
+        )  # fmt: skip
+        # The line names the option (LightningCLI may log its seed before it).
+        assert f"data.{option} must be >=" in train.output.splitlines()[-1]
+        assert train.exit_code == 2 and "Traceback" not in train.output
 
 
 def test_no_pairs_is_an_error(tmp_path: Path) -> None:

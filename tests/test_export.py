@@ -355,7 +355,9 @@ def test_checkpoint_bands_must_match_the_rasters(world: dict[str, Path], tmp_pat
     bad = tmp_path / "bad.ckpt"
     torch.save(checkpoint, bad)
     out = tmp_path / "out"
-    with pytest.raises(ConfigError, match=r"_S2_.*\.tif: S2 bands \['B99'\]"):
+    with pytest.raises(
+        ConfigError, match=r"_S2_.*\.tif: the raster has S2 bands .*\(\['B99'\] missing\)"
+    ):
         export_embeddings(bad, world["catalog"], out, EmbedConfig(), workers=0)
     assert not out.exists()
     with pytest.raises(SourceError, match="not an eo_mmcl checkpoint"):
@@ -385,6 +387,11 @@ def test_cli_embed_reports_bad_input_in_one_line(world: dict[str, Path], tmp_pat
         ],
     )
     assert result.exit_code == 2 and "--dtype" in result.output
+    for option in ("--stride", "--window", "--step"):
+        args = ["embed", str(world["ckpt"]), str(world["catalog"]), "-o", str(tmp_path / "o")]
+        result = runner.invoke(app, [*args, option, "0"])
+        assert result.exit_code == 2 and f"{option} must be >= 1, got 0" in result.output
+        assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
 
 
 def test_coral_exports_its_unique_paths(world: dict[str, Path]) -> None:

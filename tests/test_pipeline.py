@@ -90,6 +90,28 @@ def test_missing_paths_are_reported_before_any_work(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "pipeline file not found" in result.output
 
 
+def test_a_typo_in_train_args_is_refused_before_any_stage(tmp_path: Path) -> None:
+    tree = _tiny_tree(tmp_path / "run")
+    tree["train"]["args"] = ["--trainer.max_epocs", "3"]
+    path = _write(tmp_path / "pipeline.yaml", tree)
+    result = runner.invoke(app, ["run", str(path)])
+    assert result.exit_code == 2, result.output
+    line = result.output.strip().splitlines()[-1]
+    assert "train.args (clip)" in line and "--trainer.max_epocs" in line
+    assert not (tmp_path / "run" / "simulate").exists()  # refused before any work
+    tree["train"]["args"] = []
+    tree["train"]["objective_args"] = {"clip": ["--model.init_args.lr", "fast"]}
+    result = runner.invoke(app, ["run", str(_write(path, tree))])
+    assert result.exit_code == 2 and "train.objective_args.clip (clip)" in result.output
+    assert not (tmp_path / "run" / "simulate").exists()
+    tree["train"]["objective_args"] = {}
+    tree["train"]["args"] = ["--data.batch_size", "0"]  # a value only the datamodule refuses
+    result = runner.invoke(app, ["run", str(_write(path, tree))])
+    assert result.exit_code == 2, result.output
+    assert "train.args (clip): data.batch_size must be >= 1, got 0" in result.output
+    assert not (tmp_path / "run" / "simulate").exists()
+
+
 def test_unknown_stage_options_are_refused(tmp_path: Path) -> None:
     tree = _tiny_tree(tmp_path / "run")
     tree["stages"] = ["simulate", "catalog", "tile", "train"]

@@ -160,6 +160,94 @@ def test_resume_from_the_last_checkpoint(trained, chips_dir: Path) -> None:
     assert resumed.trainer.global_step == steps + steps // 8
 
 
+def _best_epoch_run(chips_dir: Path, root: Path, epochs: int) -> list[str]:
+    """Arguments of a run whose top-k callback keeps epoch 0 and asks for ``save_last``.
+
+    Monitoring ``epoch`` (mode min) makes the first epoch the best one whatever the losses do:
+    Lightning's own ``save_last`` would then leave epoch 0 in ``last.ckpt``.
+    """
+    return [
+        "--config", str(REPO / "tests" / "conf" / "clip_tiny.yaml"),
+        "--data.chips_dir", str(chips_dir),
+        "--trainer.max_epochs", str(epochs),
+        "--trainer.default_root_dir", str(root),
+        "--trainer.callbacks+=lightning.pytorch.callbacks.ModelCheckpoint",
+        "--trainer.callbacks.dirpath", str(root / "checkpoints"),
+        "--trainer.callbacks.monitor", "epoch",
+        "--trainer.callbacks.mode", "min",
+        "--trainer.callbacks.save_last", "true",
+        "--trainer.callbacks.enable_version_counter", "false",  # as the shipped configs
+    ]  # fmt: skip
+
+
+def test_last_checkpoint_is_the_final_state_of_this_run(chips_dir: Path, tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from eo_mmcl.cli import app
+
+    cli = run_training(_best_epoch_run(chips_dir, tmp_path, 3))
+    folder = tmp_path / "checkpoints"
+    last = torch.load(folder / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (2, cli.trainer.global_step)
+    for name, value in cli.model.state_dict().items():
+        torch.testing.assert_close(last["state_dict"][name], value, rtol=0, atol=0)
+    assert torch.load(folder / "epoch=0-step=2.ckpt", weights_only=True)["epoch"] == 0
+
+    # A second run into the same folder replaces last.ckpt (no last-v1.ckpt), and the
+    # checkpoint the CLI prints holds the steps it prints.
+    result = CliRunner().invoke(app, ["train", *_best_epoch_run(chips_dir, tmp_path, 1)])
+    assert result.exit_code == 0, result.output
+    assert not [p.name for p in folder.iterdir() if "-v" in p.name]
+    line = next(x for x in result.output.splitlines() if x.startswith("objective=clip"))
+    printed = dict(field.split("=", 1) for field in line.split() if "=" in field)
+    assert Path(printed["checkpoint"]) == folder / "last.ckpt"
+    last = torch.load(folder / "last.ckpt", weights_only=True)
+    assert (last["epoch"], last["global_step"]) == (0, int(printed["steps"]))
+    assert int(printed["epochs"]) == last["epoch"] + 1
+
+
+def test_resume_after_a_crash_reproduces_the_uninterrupted_run(
+    chips_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed in the middle of epoch 2, resumed from last.ckpt: the same weights, bit for bit."""
+
+    def fit(root: Path, *extra: str) -> Any:
+        return run_training(
+            [
+                "--config", str(REPO / "tests" / "conf" / "clip_tiny.yaml"),
+                "--data.chips_dir", str(chips_dir),
+                "--data.batch_size", "8",
+                "--data.augment", "true",  # random views: the generators must be restored
+                "--trainer.max_epochs", "3",
+                "--trainer.default_root_dir", str(root),
+                *extra,
+            ]
+        )  # fmt: skip
+
+    uninterrupted = fit(tmp_path / "a").model.state_dict()
+    step = CLIPTask.training_step
+
+    def crash(self: CLIPTask, batch: Any, batch_idx: int) -> Any:
+        if self.current_epoch == 2 and batch_idx == 2:
+            raise RuntimeError("killed")
+        return step(self, batch, batch_idx)
+
+    monkeypatch.setattr(CLIPTask, "training_step", crash)
+    with pytest.raises(RuntimeError, match="killed"):
+        fit(tmp_path / "b")
+    monkeypatch.undo()
+    last = tmp_path / "b" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["epoch"] == 1
+    # Another --data.seed too: the sampler's seed is the checkpoint's on resume.
+    resumed = fit(tmp_path / "b", "--ckpt_path", str(last), "--data.seed", "9")
+    assert resumed.datamodule.seed == 0
+    assert resumed.trainer.current_epoch == 3
+    weights = resumed.model.state_dict()
+    assert weights.keys() == uninterrupted.keys()
+    for name, value in uninterrupted.items():
+        assert torch.equal(weights[name], value), name
+
+
 def test_ddp_on_two_cpu_processes(chips_dir: Path, tmp_path: Path) -> None:
     """Lightning DDP (gloo) with negatives gathered across the two processes."""
     args = [

@@ -15,6 +15,27 @@ from eo_mmcl.datamodules.chipstore import ChipStoreDataset, ChunkShuffleSampler
 from eo_mmcl.datamodules.transforms import PairedS1S2Transform
 from eo_mmcl.errors import ConfigError
 
+#: The datamodule's counts and their least values.
+LEAST_COUNTS = {"batch_size": 1, "num_workers": 0, "patch_size": 1, "samples_per_epoch": 1}
+
+
+def check_counts(**counts: int) -> None:
+    """Check the datamodule's counts before anything is read.
+
+    Checked here, not left to the DataLoader, whose errors come after the store is opened, as
+    tracebacks; a pipeline checks its ``train.args`` with it before any stage runs.
+
+    Args:
+        counts: Some of :data:`LEAST_COUNTS`, by name.
+
+    Raises:
+        ConfigError: If one is below its least value, naming ``data.<name>``.
+    """
+    for name, value in counts.items():
+        least = LEAST_COUNTS[name]
+        if value < least:
+            raise ConfigError(f"data.{name} must be >= {least}, got {value}")
+
 
 class PairedS1S2DataModule(NonGeoDataModule):
     """Paired S1/S2 samples for training, validation, test and prediction.
@@ -45,6 +66,10 @@ class PairedS1S2DataModule(NonGeoDataModule):
         pin_memory: Pin host memory (default: when CUDA is available).
         persistent_workers: Keep workers between epochs (when ``num_workers > 0``).
         seed: Seed of the samplers.
+
+    Raises:
+        ConfigError: If the mode lacks its folder, or a count is out of range (one line, before
+            any file is read).
     """
 
     def __init__(
@@ -70,6 +95,12 @@ class PairedS1S2DataModule(NonGeoDataModule):
             raise ConfigError("chips mode needs chips_dir")
         if mode == "onthefly" and catalog_dir is None:
             raise ConfigError("onthefly mode needs catalog_dir")
+        check_counts(
+            batch_size=batch_size,
+            num_workers=num_workers,
+            patch_size=patch_size,
+            samples_per_epoch=samples_per_epoch,
+        )
         super().__init__(ChipStoreDataset, batch_size=batch_size, num_workers=num_workers)
         self.save_hyperparameters()
         self.chips_dir = Path(chips_dir) if chips_dir is not None else None
@@ -105,6 +136,31 @@ class PairedS1S2DataModule(NonGeoDataModule):
             return {}
         layout = ChipStoreDataset(self.chips_dir, split=None).metadata["layout"]
         return dict(layout["tasks"])
+
+    def state_dict(self) -> dict[str, Any]:
+        """The sampler's seed, kept in checkpoints (Lightning restores the epoch it adds).
+
+        Returns:
+            ``{'seed': ...}``.
+        """
+        return {"seed": self.seed}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Shuffle a resumed run as the checkpoint's run did, whatever ``--data.seed`` says.
+
+        Lightning restores this before it builds the data loaders.
+
+        Args:
+            state_dict: What :meth:`state_dict` returned.
+        """
+        self.seed = int(state_dict.get("seed", self.seed))
+
+    @property
+    def chip_size(self) -> int | None:
+        """The chip store's chip side in pixels, None without a store."""
+        if self.chips_dir is None:
+            return None
+        return int(ChipStoreDataset(self.chips_dir, split=None).metadata["layout"]["chip_size"])
 
     @property
     def bands(self) -> dict[str, list[str]]:

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from eo_mmcl.datamodules.chipstore import ChipStoreDataset
-from eo_mmcl.export.model import EmbeddingModel, check_bands
+from eo_mmcl.export.model import EmbeddingModel
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.tiling.store import open_store, store_metadata
 
@@ -39,16 +39,13 @@ def chip_embeddings(
     Returns:
         The written paths per key.
 
-    Raises:
-        ConfigError: If the store's bands differ from the checkpoint's.
+    The caller has checked the store against the checkpoint
+    (:func:`eo_mmcl.tasks.checkpoint.check_fits_store`), before any work.
     """
     # An S2-only store (a real S2 scene) holds no S1: embed what it has, as the rasters do.
     layout = store_metadata(open_store(chips_dir))["layout"]
     modalities = [m for m in ("s1", "s2") if m in model.bands and layout.get(f"{m}_bands")]
     store = ChipStoreDataset(chips_dir, split=None, tasks=(), modalities=modalities)
-    for modality in modalities:
-        stored = store.metadata["layout"][f"{modality}_bands"]
-        check_bands(model.bands, stored, modality, str(chips_dir), model.path)
     transform = model.transform()
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     for start in range(0, len(store), batch_size):

@@ -180,31 +180,3 @@ class EmbeddingModel:
             out["unique_s1"] = out["proj_s1"][:, common:]
             out["unique_s2"] = out["proj_s2"][:, common:]
         return out
-
-
-def check_bands(
-    model_bands: dict[str, list[str]],
-    available: Sequence[str],
-    sensor: str,
-    where: str,
-    checkpoint: Path,
-) -> None:
-    """Check that a raster offers every band the model reads.
-
-    Args:
-        model_bands: The model's band lists.
-        available: Bands of the raster.
-        sensor: ``s1`` or ``s2``.
-        where: The raster's path (for the message).
-        checkpoint: The checkpoint (for the message).
-
-    Raises:
-        ConfigError: If a band is missing.
-    """
-    wanted = model_bands.get(sensor, [])
-    missing = [b for b in wanted if b not in available]
-    if missing:
-        raise ConfigError(
-            f"{where}: {sensor.upper()} bands {missing} of checkpoint {checkpoint} are missing "
-            f"(the raster has {list(available)})"
-        )

@@ -39,13 +39,13 @@ from eo_mmcl.catalog.build import PAIRS_FILE, RASTERS_FILE, read_catalog
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.export.chips import chip_embeddings
 from eo_mmcl.export.cog import Quantisation, write_embedding_cog
-from eo_mmcl.export.model import NEEDS, EmbeddingModel, check_bands, sha256_file
+from eo_mmcl.export.model import NEEDS, EmbeddingModel, sha256_file
 from eo_mmcl.export.preview import pca_preview
 from eo_mmcl.export.stac import COG_MEDIA_TYPE, embedding_item, footprint_wgs84, write_catalog
 from eo_mmcl.export.windows import WindowGrid, blend, tent_weights, window_views
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.io.cluster import run_tasks
-from eo_mmcl.tiling.integrity import ensure_intact
+from eo_mmcl.tasks.checkpoint import check_fits_data, check_fits_store
 from eo_mmcl.tiling.reader import RasterReader, RasterSpec
 
 PROGRESS_DIR = ".embed"
@@ -323,16 +323,14 @@ def plan_scenes(
     for (pair_id, s2_id, s1_id), name in zip(jobs, names, strict=True):
         s2_row = rasters.loc[s2_id]
         unique = name != "None" and name != "nan" and names.count(name) == 1
-        check_bands(model.bands, list(s2_row["band_names"]), "s2", s2_row["paths"][0], model.path)
+        _check_raster(model, s2_row, "s2")
         s2 = RasterSpec.from_catalog_row(s2_row, model.bands["s2"], "bilinear")
         s1 = None
         dates = [_date(s2_row["datetime"])]
         sources = [*map(str, s2_row["paths"])]
         if s1_id is not None:
             s1_row = rasters.loc[s1_id]
-            check_bands(
-                model.bands, list(s1_row["band_names"]), "s1", s1_row["paths"][0], model.path
-            )
+            _check_raster(model, s1_row, "s1")
             s1 = RasterSpec.from_catalog_row(s1_row, model.bands["s1"], "bilinear", db=True)
             dates.append(_date(s1_row["datetime"]))
             sources += [*map(str, s1_row["paths"])]
@@ -352,8 +350,14 @@ def plan_scenes(
     return scenes, s2_only
 
 
+def _check_raster(model: EmbeddingModel, row: pd.Series, sensor: str) -> None:
+    """The raster of a catalog row offers the checkpoint's bands (read by name)."""
+    bands = {sensor: list(row["band_names"])}
+    check_fits_data(model.path, model.meta, row["paths"][0], bands, by_name=True)
+
+
 def default_window(meta: dict[str, Any]) -> int:
-    """The training chip size recorded with the checkpoint's chip store, else 64.
+    """The training chip size the checkpoint records (or its chip store does), else 64.
 
     Args:
         meta: The checkpoint's ``eo_mmcl`` dict.
@@ -361,6 +365,8 @@ def default_window(meta: dict[str, Any]) -> int:
     Returns:
         Window side in pixels.
     """
+    if meta.get("chip_size"):
+        return int(meta["chip_size"])
     chips = Path(str(meta.get("chips_dir") or ""))
     manifest = chips / "tile_manifest.json"
     if str(chips) not in ("", ".") and manifest.is_file():
@@ -458,10 +464,10 @@ def export_embeddings(
     Quantisation.from_range(config.dtype, 0.0, 0.0)  # validates --dtype before any work
     model = EmbeddingModel.load(checkpoint)
     config = config.resolved(default_window(model.meta))
-    # The chip store is checked before any work, not after the rasters are written.
-    chips = _chips_dir(chips_dir, model, catalog_dir)
     messages: list[str] = []
     scenes, s2_only = plan_scenes(catalog_dir, model, messages)
+    # The chip store is checked before any work, not after the rasters are written.
+    chips = _chips_dir(chips_dir, model, catalog_dir)
     keys = model.keys(config.modality, s2_only=s2_only)
     grids = {
         s.name: WindowGrid(
@@ -572,7 +578,9 @@ def _chips_dir(
     chips_dir: str | Path | None, model: EmbeddingModel, catalog_dir: Path
 ) -> Path | None:
     if chips_dir is not None:
-        ensure_intact(chips_dir)  # also refuses a folder that is not a finished store
+        # Also refuses a folder that is not a finished, intact store. Its chips may be of
+        # another size than the training chips: the per-chip tables embed whole chips.
+        check_fits_store(model.path, model.meta, chips_dir, same_chip_size=False)
         return Path(chips_dir)
     stored = Path(str(model.meta.get("chips_dir") or ""))
     if str(stored) in ("", ".") or not (stored / "tile_manifest.json").is_file():
@@ -582,7 +590,7 @@ def _chips_dir(
     catalog_rasters = set(read_catalog(catalog_dir).rasters["raster_id"])
     if not chip_rasters & catalog_rasters:
         return None
-    ensure_intact(stored)
+    check_fits_store(model.path, model.meta, stored)
     return stored
 
 
@@ -734,3 +742,11 @@ def ensure_config(config: EmbedConfig) -> None:
     """
     if config.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {config.batch_size}")
+    # Windows and steps are counted in strides (a division by zero otherwise).
+    for option, value in (
+        ("stride", config.stride),
+        ("window", config.window),
+        ("step", config.step),
+    ):
+        if value is not None and value < 1:
+            raise ConfigError(f"--{option} must be >= 1, got {value}")

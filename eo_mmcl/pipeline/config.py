@@ -177,6 +177,22 @@ class PipelineConfig(_Section):
     report: dict[str, Any] = Field(default_factory=dict)
     stages: list[StageName] = Field(default_factory=lambda: list(STAGES))
 
+    def _check_training_args(self, base: Path) -> None:
+        """Parse each objective's config with ``train.args`` as LightningCLI will (no build).
+
+        Raises:
+            ConfigError: Naming the key and LightningCLI's complaint.
+        """
+        from eo_mmcl.tasks.train import check_training_args  # torch: only when needed
+
+        for objective in self.train.objectives:
+            config = base / self.train.configs / f"{objective}.yaml"
+            extra = self.train.objective_args.get(objective, [])
+            key = f"train.objective_args.{objective}" if extra else "train.args"
+            check_training_args(
+                ["--config", str(config), *self.train.args, *extra], f"{key} ({objective})"
+            )
+
     def check_paths(self, base: Path) -> None:
         """Check that every input path exists (before any work starts).
 
@@ -200,6 +216,7 @@ class PipelineConfig(_Section):
             unknown = sorted(set(self.train.objective_args) - set(self.train.objectives))
             if unknown:
                 raise ConfigError(f"train.objective_args: objectives {unknown} are not trained")
+            self._check_training_args(base)
         if "embed" in self.stages:
             from eo_mmcl.tasks.checkpoint import checkpoint_meta  # torch: only when needed
 

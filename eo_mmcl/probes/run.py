@@ -41,7 +41,7 @@ from eo_mmcl.probes.survival import CEILING_NOTE, ORACLE, add_survival
 from eo_mmcl.probes.tasks import ChipLabels, load_chip_labels
 from eo_mmcl.probes.truth import truth_ceilings
 from eo_mmcl.tasks import ObjectiveTask
-from eo_mmcl.tasks.checkpoint import read_checkpoint
+from eo_mmcl.tasks.checkpoint import check_fits_store, checkpoint_meta, read_checkpoint
 
 PROBES = ("linear", "knn", "segmentation", "segmentation_knn")
 #: The per-pixel probes (feature maps, mIoU), linear and kNN heads.
@@ -443,8 +443,9 @@ def run_probes(
         The run.
 
     Raises:
-        ConfigError: If nothing is given to probe, no ``supervised`` oracle is present, or two
-            checkpoints of one objective share a training seed.
+        ConfigError: If nothing is given to probe, no ``supervised`` oracle is present, two
+            checkpoints of one objective share a training seed, or a checkpoint's bands,
+            chip size or normalisation do not fit the store.
         SourceError: If an input is unusable.
     """
     config = config or ProbeConfig()
@@ -457,6 +458,10 @@ def run_probes(
         if not path.is_file():
             raise SourceError(f"{path}: checkpoint not found")
     labels = load_chip_labels(chips)
+    for path in paths:
+        # Before any embedding: a checkpoint trained on other bands (B10 for B11) or chips
+        # would be probed and scored as if it read this store.
+        check_fits_store(path, checkpoint_meta(path), chips)
     fingerprint = _fingerprint(
         chips, paths, Path(embeddings_dir) if embeddings_dir else None, config
     )

@@ -82,6 +82,8 @@ class SimulationConfig:
     def __post_init__(self) -> None:
         checks: list[tuple[bool, str]] = [
             (self.size >= 64, f"size must be >= 64 pixels, got {self.size}"),
+            # numpy's generators take non-negative seeds only (a traceback otherwise).
+            (self.seed >= 0, f"seed must be >= 0, got {self.seed}"),
             (self.scenes >= 1, f"scenes must be >= 1, got {self.scenes}"),
             (self.parcel_size >= 4, f"parcel_size must be >= 4 pixels, got {self.parcel_size}"),
             (

@@ -16,6 +16,7 @@ from eo_mmcl.errors import ConfigError
 from eo_mmcl.losses import LossOutput
 from eo_mmcl.models import PairedEncoder, ProjectionHead, build_paired_encoder
 from eo_mmcl.tasks.plain import plain
+from eo_mmcl.tasks.rng import RNG_KEY, capture_rng, restore_rng
 from eo_mmcl.tasks.views import PairedViews
 
 
@@ -257,6 +258,9 @@ class ObjectiveTask(LightningModule):
             "normalisation": datamodule.normalisation,
             "chips_dir": str(getattr(datamodule, "chips_dir", "")),
         }
+        chip_size = getattr(datamodule, "chip_size", None)
+        if chip_size is not None:  # what export windows default to and the data checks compare
+            self.data_meta["chip_size"] = int(chip_size)
         # The seed Lightning's seed_everything set (LightningCLI's seed_everything): the probes
         # take their error bars over it.
         seed = os.environ.get("PL_GLOBAL_SEED")
@@ -271,8 +275,37 @@ class ObjectiveTask(LightningModule):
         checkpoint["eo_mmcl"] = plain(
             {"objective": self.objective, "version": __version__, **self.data_meta}
         )
+        # last.ckpt is saved at an epoch's end, after validation: the state the next epoch
+        # starts from, which a resumed run restores (eo_mmcl.tasks.rng).
+        checkpoint[RNG_KEY] = capture_rng()
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        """Restore the band lists and normalisation."""
+        """Restore the band lists and normalisation, and the random state when resuming.
+
+        When resuming on a chip store, the checkpoint is checked against it first.
+
+        Lightning calls this before it loads the weights, so a resumed run on a store with
+        other bands, chip size or statistics stops here with one line, not a shape error.
+
+        Raises:
+            ConfigError: If the checkpoint does not fit the chip store training resumes on.
+        """
         meta = checkpoint.get("eo_mmcl", {})
         self.data_meta = {k: v for k, v in meta.items() if k not in ("objective", "version")}
+        trainer = self._trainer  # None under load_from_checkpoint
+        datamodule = getattr(trainer, "datamodule", None)
+        chips_dir = getattr(datamodule, "chips_dir", None)
+        if trainer is not None and chips_dir is not None:
+            # Imported here: the checkpoint module imports every task.
+            from eo_mmcl.tasks.checkpoint import check_fits_store
+
+            source = trainer.ckpt_path or "the checkpoint resumed from"
+            check_fits_store(source, meta, chips_dir, getattr(datamodule, "normalisation", None))
+        state = checkpoint.get(RNG_KEY)
+        if trainer is not None and state is not None:
+            # Resuming: from here to the first training batch Lightning draws from the
+            # generators only in the sanity validation, which it runs under isolate_rng, and
+            # where the uninterrupted run did too (the epoch's data loader iterator, whose
+            # creation draws the worker seeds). Not at the epoch start: on resume Lightning
+            # creates that iterator before the hook.
+            restore_rng(state)

@@ -17,16 +17,17 @@ Lightning's loaders (``load_from_checkpoint``, ``Trainer.fit(ckpt_path=...)``) a
 
 from __future__ import annotations
 
+import math
 import pickle
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from eo_mmcl.errors import SourceError
+from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.tasks import OBJECTIVES
 from eo_mmcl.tasks.base import ObjectiveTask
 
@@ -157,3 +158,127 @@ def load_task(path: str | Path) -> tuple[ObjectiveTask, dict[str, Any]]:
             f"{path}: the {meta['objective']} model cannot be rebuilt from it ({first})"
         ) from err
     return task.eval(), meta
+
+
+def check_fits_data(
+    checkpoint: str | Path,
+    meta: Mapping[str, Any],
+    source: str | Path,
+    bands: Mapping[str, Sequence[str]],
+    chip_size: int | None = None,
+    by_name: bool = False,
+    normalisation: Mapping[str, Any] | None = None,
+) -> None:
+    """Check that a checkpoint can read the data it is given: bands, chip size, normalisation.
+
+    The one check between a checkpoint and data, used by resumed training, ``embed``,
+    ``probe`` and the pipeline's stages before any work. A chip store's arrays are read by
+    position, so its band lists must be the checkpoint's, in order; rasters are read by band
+    name (``by_name``), so they must offer the checkpoint's bands. A sensor the data does not
+    have at all (an S2-only store) is left to the caller. The chip size is compared where the
+    caller gives one and the checkpoint records one (checkpoints written before it was
+    recorded carry none).
+
+    Args:
+        checkpoint: The checkpoint (for the message).
+        meta: Its ``eo_mmcl`` dict (:func:`checkpoint_meta`).
+        source: The chip store or raster (for the message).
+        bands: Band names per sensor (``s1``, ``s2``) of the data, in array order.
+        chip_size: The data's chip side in pixels, or None: not compared (rasters, whose
+            windows are an option of their own).
+        by_name: The data is read by band name (rasters) rather than by position.
+        normalisation: The statistics the data will be normalised with where they are not
+            the checkpoint's (resumed training normalises with the store's): they must be the
+            checkpoint's, or the resumed weights would see other inputs.
+
+    Raises:
+        ConfigError: If the bands, the chip size or the checkpoint's normalisation do not fit.
+    """
+    kind = "raster" if by_name else "chip store"
+    for sensor, wanted in sorted(dict(meta.get("bands") or {}).items()):
+        wanted, offered = list(wanted or []), list(bands.get(sensor) or [])
+        if not wanted or not offered:
+            continue
+        missing = [b for b in wanted if b not in offered]
+        if bool(missing) if by_name else wanted != offered:
+            raise ConfigError(
+                f"{source}: the {kind} has {sensor.upper()} bands {offered}, but checkpoint "
+                f"{checkpoint} reads {wanted}" + (f" ({missing} missing)" if missing else "")
+            )
+        _check_normalisation(checkpoint, meta, sensor, wanted)
+        if normalisation is not None:
+            _check_same_statistics(checkpoint, meta, source, sensor, normalisation)
+    trained = meta.get("chip_size")
+    if chip_size is not None and trained is not None and int(trained) != int(chip_size):
+        raise ConfigError(
+            f"{source}: the {kind} has {chip_size} px chips, but checkpoint {checkpoint} was "
+            f"trained on {trained} px chips"
+        )
+
+
+def _check_normalisation(
+    checkpoint: str | Path, meta: Mapping[str, Any], sensor: str, bands: list[str]
+) -> None:
+    """The statistics the encoder normalises with: one finite mean and positive std per band."""
+    stats = dict(meta.get("normalisation") or {}).get(sensor) or {}
+    mean, std = list(stats.get("mean") or []), list(stats.get("std") or [])
+    named = list(stats.get("bands") or bands)
+    usable = len(mean) == len(std) == len(bands) and named == bands
+    if not usable or not all(
+        math.isfinite(m) and math.isfinite(s) and s > 0 for m, s in zip(mean, std, strict=True)
+    ):
+        raise ConfigError(
+            f"{checkpoint}: its {sensor.upper()} normalisation does not fit its bands {bands} "
+            f"(bands {named}, {len(mean)} means, {len(std)} stds; each finite, stds > 0)"
+        )
+
+
+def _check_same_statistics(
+    checkpoint: str | Path,
+    meta: Mapping[str, Any],
+    source: str | Path,
+    sensor: str,
+    normalisation: Mapping[str, Any],
+) -> None:
+    """The data's statistics are the checkpoint's (up to float32 rounding)."""
+    ours = dict(meta.get("normalisation") or {}).get(sensor) or {}
+    theirs = dict(normalisation).get(sensor) or {}
+    for key in ("mean", "std"):
+        a, b = list(ours.get(key) or []), list(theirs.get(key) or [])
+        same = len(a) == len(b) and all(
+            math.isclose(x, y, rel_tol=1e-6) for x, y in zip(a, b, strict=True)
+        )
+        if not same:
+            raise ConfigError(
+                f"{source}: its {sensor.upper()} normalisation {key} {b} is not that of "
+                f"checkpoint {checkpoint} ({a}): resuming would train on other inputs"
+            )
+
+
+def check_fits_store(
+    checkpoint: str | Path,
+    meta: Mapping[str, Any],
+    chips_dir: str | Path,
+    normalisation: Mapping[str, Any] | None = None,
+    same_chip_size: bool = True,
+) -> None:
+    """:func:`check_fits_data` against a chip store (its band lists and chip size).
+
+    Args:
+        checkpoint: The checkpoint (for the message).
+        meta: Its ``eo_mmcl`` dict.
+        chips_dir: The chip store.
+        normalisation: As :func:`check_fits_data`.
+        same_chip_size: The store's chips must be of the training size (resuming, probing);
+            False where any size is a choice (``embed``'s per-chip tables of another store).
+
+    Raises:
+        ConfigError: As :func:`check_fits_data`.
+        SourceError: If the folder is not an intact chip store.
+    """
+    from eo_mmcl.tiling.store import open_store, store_metadata  # zarr: only when needed
+
+    layout = store_metadata(open_store(chips_dir))["layout"]
+    bands = {"s1": layout.get("s1_bands") or [], "s2": layout.get("s2_bands") or []}
+    chip_size = int(layout["chip_size"]) if same_chip_size else None
+    check_fits_data(checkpoint, meta, chips_dir, bands, chip_size, normalisation=normalisation)

@@ -8,10 +8,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import torch
+from lightning import Trainer
 from lightning.pytorch.cli import LightningCLI
 
 from eo_mmcl.datamodules import PairedS1S2DataModule
+from eo_mmcl.datamodules.datamodule import LEAST_COUNTS, check_counts
+from eo_mmcl.errors import ConfigError
 from eo_mmcl.tasks.base import ObjectiveTask
+from eo_mmcl.tasks.callbacks import install_last_checkpoint
 from eo_mmcl.tasks.checkpoint import read_checkpoint, refusal
 
 
@@ -21,7 +25,9 @@ class TrainingCLI(LightningCLI):
     ``accelerator='auto'``; precision ``bf16-mixed`` where a CUDA device is present and
     ``32-true`` on CPU unless the config sets one; seed 0 unless the config sets one. Models are
     given as ``class_path``/``init_args`` (any :class:`ObjectiveTask`), the datamodule's
-    arguments directly (``--data.chips_dir CHIPS_DIR``).
+    arguments directly (``--data.chips_dir CHIPS_DIR``). A trainer that keeps checkpoints
+    writes ``last.ckpt`` at the end of every epoch
+    (:class:`~eo_mmcl.tasks.callbacks.LastCheckpoint`), whatever its config says.
     """
 
     def add_arguments_to_parser(self, parser: Any) -> None:
@@ -37,6 +43,72 @@ class TrainingCLI(LightningCLI):
         if trainer.get("precision") is None:
             trainer["precision"] = "bf16-mixed" if torch.cuda.is_available() else "32-true"
 
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The configured trainer, with the every-epoch ``last.ckpt``.
+
+        Added here rather than in every config so that any config (the shipped ones, a
+        user's, the tests') gets the same ``last.ckpt``, which resuming and later stages read.
+
+        Args:
+            kwargs: Trainer arguments beyond the config (LightningCLI's).
+
+        Returns:
+            The trainer.
+        """
+        trainer = super().instantiate_trainer(**kwargs)
+        install_last_checkpoint(trainer)
+        return trainer
+
+
+class _ParseOnlyCLI(TrainingCLI):
+    """The same parser and checks as :class:`TrainingCLI`, building nothing."""
+
+    def instantiate_classes(self) -> None:
+        """Only the datamodule's counts: the data the classes would open may not exist yet.
+
+        Raises:
+            ConfigError: If a count is out of range.
+        """
+        data = self.config["data"]
+        check_counts(**{name: int(data[name]) for name in LEAST_COUNTS if name in data})
+
+
+def check_training_args(args: Sequence[str], where: str) -> None:
+    """Parse ``eo-mmcl train`` arguments as the training run will, without building anything.
+
+    A pipeline checks its ``train.args`` this way before any stage runs: an unknown key or a
+    wrong type would otherwise be found only once simulate, catalog and tile have run.
+
+    Args:
+        args: The arguments (``--config`` first; a ``--ckpt_path`` is left out, as
+            :func:`run_training` does).
+        where: What to name in the message (the pipeline key).
+
+    Raises:
+        ConfigError: If LightningCLI refuses them (its message on one line), or a datamodule
+            count is out of range.
+    """
+    from jsonargparse import ArgumentError
+
+    arguments = list(args)
+    _pop_option(arguments, "--ckpt_path")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # LightningCLI's about sys.argv and deprecations
+            _ParseOnlyCLI(
+                *_CLI_CLASSES,
+                **_CLI_OPTIONS,
+                args=arguments,
+                run=False,
+                parser_kwargs={"exit_on_error": False},
+            )
+    except (ArgumentError, ConfigError) as err:
+        raise ConfigError(f"{where}: {' '.join(str(err).split())}") from err
+
+
+#: The classes and options of every training CLI (run and check alike).
+_CLI_CLASSES = (ObjectiveTask, PairedS1S2DataModule)
+_CLI_OPTIONS: dict[str, Any] = {"subclass_mode_model": True, "seed_everything_default": 0}
 
 #: ``--ckpt_path`` values that Lightning resolves to a file itself.
 _SYMBOLIC_CHECKPOINTS = ("last", "best", "hpc", "registry")
@@ -74,10 +146,8 @@ def run_training(args: Sequence[str]) -> TrainingCLI:
     # them), so LightningCLI's warning about sys.argv holding other words is noise.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     cli = TrainingCLI(
-        ObjectiveTask,
-        PairedS1S2DataModule,
-        subclass_mode_model=True,
-        seed_everything_default=0,
+        *_CLI_CLASSES,
+        **_CLI_OPTIONS,
         save_config_kwargs={"overwrite": True},
         args=arguments,
         run=False,
