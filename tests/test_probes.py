@@ -229,7 +229,7 @@ def test_probe_command_writes_the_tidy_table(probe_run: Path, probe_chips_dir: P
         assert column in table
     assert set(table["objective"]) == {"supervised", "clip", "random-init", "band-stats"}
     assert set(table["group"]) == {"R", "U1", "U2", "S"}
-    assert set(table["probe"]) == {"linear", "knn", "segmentation"}
+    assert set(table["probe"]) == {"linear", "knn", "segmentation", "segmentation_knn"}
     assert set(table[table["objective"] == "clip"]["depth"]) == {"backbone", "projection"}
     assert set(table["seed"]) == {0, 1}
     # The reference (and probe) named by `ceiling_source` scores the ceiling: survival 1 there.
