@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +98,113 @@ def test_no_pairs_is_an_error(tmp_path: Path) -> None:
     assert "no S1/S2 pair" in result.output and "Traceback" not in result.output
     assert (tmp_path / "cat" / "failed" / "pairs.parquet").is_file()
     assert not (tmp_path / "cat" / "pairs.parquet").exists()
+
+
+# -- damaged, vanished and unwritable inputs: one line, exit 2, nothing good lost ------------
+
+
+@pytest.fixture(scope="module")
+def catalogued(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 256 px simulated pair and its catalog (3 x 3 chips of 64 px: smaller than one block)."""
+    root = tmp_path_factory.mktemp("catalogued")
+    args = ["simulate", str(root / "scenes"), "--size", "256", "--seed", "1", "--quiet"]
+    assert runner.invoke(app, args).exit_code == 0
+    args = ["catalog", str(root / "scenes"), "-o", str(root / "cat"), "--min-overlap-km2", "0.5"]
+    assert runner.invoke(app, [*args, "--quiet"]).exit_code == 0
+    return root
+
+
+def _tile(catalog: Path, out: Path, *extra: str) -> Any:
+    return runner.invoke(
+        app, ["tile", str(catalog), "-o", str(out), "--workers", "0", "--quiet", *extra]
+    )
+
+
+def test_a_truncated_catalog_table_is_named(catalogued: Path, tmp_path: Path) -> None:
+    catalog = tmp_path / "cat"
+    shutil.copytree(catalogued / "cat", catalog)
+    pairs = catalog / "pairs.parquet"
+    pairs.write_bytes(pairs.read_bytes()[: pairs.stat().st_size // 2])
+    line = _one_line_error(_tile(catalog, tmp_path / "chips", "--chip-size", "32"))
+    assert f"{pairs}: not a readable GeoParquet table" in line and "eo-mmcl catalog" in line
+    assert not (tmp_path / "chips" / "chips.zarr").exists()
+
+
+def test_rasters_deleted_after_cataloguing_are_named_before_tiling(tmp_path: Path) -> None:
+    scenes = tmp_path / "scenes"
+    assert runner.invoke(app, ["simulate", str(scenes), "--size", "128", "--quiet"]).exit_code == 0
+    args = ["catalog", str(scenes), "-o", str(tmp_path / "cat"), "--min-overlap-km2", "0.5"]
+    assert runner.invoke(app, [*args, "--quiet"]).exit_code == 0
+    (s1,) = scenes.glob("*_S1_*.tif")
+    s1.unlink()
+    line = _one_line_error(_tile(tmp_path / "cat", tmp_path / "chips", "--split-block", "1"))
+    assert str(s1) in line and "no longer there" in line
+    assert not (tmp_path / "chips" / "chips.zarr").exists()
+
+
+def test_split_blocks_larger_than_the_scene_are_refused(catalogued: Path, tmp_path: Path) -> None:
+    # 3 x 3 chips and the default 8-chip blocks: every chip would land in one split.
+    line = _one_line_error(_tile(catalogued / "cat", tmp_path / "chips"))
+    assert "no chip windows for the val and test split" in line
+    assert "use a smaller --split-block" in line and "--split-block 8" in line
+    assert not (tmp_path / "chips" / "chips.zarr").exists()
+    # Blocks of 3 chips of 32 px leave chips in every split.
+    ok = _tile(
+        catalogued / "cat", tmp_path / "chips", "--chip-size", "32", "--split-block", "3",
+        "--max-cloud", "0.3",
+    )  # fmt: skip
+    assert ok.exit_code == 0, ok.output
+    assert "chips_val=0" not in ok.output and "chips_test=0" not in ok.output
+
+
+def test_simulate_onto_a_file_is_one_line(tmp_path: Path) -> None:
+    target = tmp_path / "taken"
+    target.write_text("keep me")
+    line = _one_line_error(runner.invoke(app, ["simulate", str(target), "--size", "64"]))
+    assert f"{target}: is a file" in line
+    assert target.read_text() == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("code", "reason", "hint"),
+    [
+        (errno.ENOSPC, "No space left on device", "free some space"),
+        (errno.EROFS, "Read-only file system", "writable output folder"),
+    ],
+)
+def test_a_full_disk_or_read_only_folder_is_one_line_and_keeps_the_tables(
+    catalogued: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, code: int, reason: str,
+    hint: str,
+) -> None:  # fmt: skip
+    catalog = tmp_path / "cat"
+    shutil.copytree(catalogued / "cat", catalog)
+    before = {p.name: p.read_bytes() for p in catalog.glob("*.parquet")}
+
+    def refuse(src: str, dst: str) -> None:
+        raise OSError(code, os.strerror(code), str(dst))
+
+    # The disk fills (or the folder turns read-only) when the first table is moved into place.
+    monkeypatch.setattr("eo_mmcl.io.atomic.os.replace", refuse)
+    args = ["catalog", str(catalogued / "scenes"), "-o", str(catalog), "--min-overlap-km2", "0.5"]
+    line = _one_line_error(runner.invoke(app, [*args, "--quiet"]))
+    assert reason in line and hint in line and str(catalog) in line
+    assert {p.name: p.read_bytes() for p in catalog.glob("*.parquet")} == before
+    assert not list(catalog.glob(".*tmp*"))  # no half-written table left behind
+
+
+def test_a_full_disk_deep_in_a_writer_names_the_output_folder(
+    catalogued: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Zarr's write() reports only the errno, no file name.
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr("eo_mmcl.tiling.tile.write_chunk", full)
+    out = tmp_path / "chips"
+    args = ("--chip-size", "32", "--split-block", "3", "--max-cloud", "0.3")
+    line = _one_line_error(_tile(catalogued / "cat", out, *args))
+    assert line == (
+        f"error: {out}: No space left on device (while writing); free some space and rerun: "
+        "finished outputs are kept, nothing is half-written"
+    )
+    assert not (out / "tile_manifest.json").exists()

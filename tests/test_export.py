@@ -68,14 +68,17 @@ def _train(config: str, chips: Path, root: Path, *extra: str) -> Path:
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """A 128 px simulated pair, its catalog, a 32 px chip store and a tiny clip checkpoint."""
+    """A 128 px simulated pair, its catalog, a 32 px chip store and a tiny clip checkpoint.
+
+    The scene is too small for three spatial splits: every chip is a training chip.
+    """
     root = tmp_path_factory.mktemp("export")
     simulate_scenes(root / "scenes", SimulationConfig(size=128, seed=3, parcel_size=32))
     build_catalog([folder_source(root / "scenes")], root / "catalog")
     tile_catalog(
         root / "catalog",
         root / "chips",
-        TileConfig(chip_size=32, split_block=2, max_cloud=0.3),
+        TileConfig(chip_size=32, max_cloud=0.3, split_fractions=(1.0, 0.0, 0.0)),
         workers=0,
     )
     ckpt = _train(str(REPO / "tests" / "conf" / "clip_tiny.yaml"), root / "chips", root / "clip")
@@ -394,6 +397,26 @@ def test_cli_embed_reports_bad_input_in_one_line(world: dict[str, Path], tmp_pat
         assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
 
 
+def test_a_raster_deleted_before_embed_is_named_in_one_line(
+    world: dict[str, Path], tmp_path: Path
+) -> None:
+    import shutil
+
+    scenes = tmp_path / "scenes"
+    shutil.copytree(world["root"] / "scenes", scenes)
+    build_catalog([folder_source(scenes)], tmp_path / "catalog")
+    (gone,) = scenes.glob("*_S2_*.tif")
+    gone.unlink()
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        app, ["embed", str(world["ckpt"]), str(tmp_path / "catalog"), "-o", str(out), "--quiet"]
+    )
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert str(gone) in line and "no longer there" in line
+    assert not out.exists()  # refused before any work
+
+
 def test_coral_exports_its_unique_paths(world: dict[str, Path]) -> None:
     ckpt = _train(
         str(REPO / "pipelines" / "configs" / "coral.yaml"),
@@ -444,7 +467,7 @@ def test_real_s2_scene_exports_s2_embeddings(
     tile_catalog(
         tmp_path / "catalog",
         tmp_path / "chips",
-        TileConfig(chip_size=256, split_block=2, max_cloud=1.0, s2_only=True),
+        TileConfig(chip_size=256, max_cloud=1.0, s2_only=True, split_fractions=(1.0, 0.0, 0.0)),
         workers=0,
     )
     result = export_embeddings(

@@ -305,7 +305,7 @@ def test_real_s2_scene_tiles_s2_only(realdata: Path, tmp_path: Path) -> None:
     result = tile_catalog(
         tmp_path / "catalog",
         tmp_path / "chips",
-        TileConfig(chip_size=128, s2_only=True, split_block=4),
+        TileConfig(chip_size=128, s2_only=True, split_block=3),
         workers=0,
     )
     group = open_store(tmp_path / "chips")

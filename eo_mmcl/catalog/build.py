@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import geopandas as gpd
 import pandas as pd
@@ -19,6 +19,7 @@ from eo_mmcl.catalog.scan import RASTER_COLUMNS, Rejection, scan_source
 from eo_mmcl.catalog.sources import SourceDefinition
 from eo_mmcl.errors import NoPairsError, SourceError
 from eo_mmcl.io.atomic import atomic_output
+from eo_mmcl.io.tables import read_table
 
 RASTERS_FILE = "rasters.parquet"
 PAIRS_FILE = "pairs.parquet"
@@ -177,14 +178,41 @@ def read_catalog(catalog_dir: str | Path) -> Catalog:
         The catalog.
 
     Raises:
-        SourceError: If a table is missing.
+        SourceError: If a table is missing or damaged (truncated, not Parquet).
     """
     folder = Path(catalog_dir)
     missing = [f for f in (RASTERS_FILE, PAIRS_FILE, REJECTED_FILE) if not (folder / f).exists()]
     if missing:
         raise SourceError(f"{folder}: not a catalog folder (missing {', '.join(missing)})")
+    read = partial(read_table, writer="eo-mmcl catalog")
     return Catalog(
-        rasters=gpd.read_parquet(folder / RASTERS_FILE),
-        pairs=gpd.read_parquet(folder / PAIRS_FILE),
-        rejected=pd.read_parquet(folder / REJECTED_FILE),
+        rasters=cast(gpd.GeoDataFrame, read(folder / RASTERS_FILE, geo=True)),
+        pairs=cast(gpd.GeoDataFrame, read(folder / PAIRS_FILE, geo=True)),
+        rejected=read(folder / REJECTED_FILE),
     )
+
+
+def require_raster_files(catalog: Catalog, raster_ids: Iterable[str], catalog_dir: Path) -> None:
+    """Check that the files of catalogued rasters are still there, before any work uses them.
+
+    Args:
+        catalog: The catalog.
+        raster_ids: The rasters a stage will read.
+        catalog_dir: The catalog folder (named in the error).
+
+    Raises:
+        SourceError: If a file was deleted or moved since cataloguing, naming the first ones.
+    """
+    rows = catalog.rasters.set_index("raster_id")
+    paths = {
+        str(path)
+        for raster_id in dict.fromkeys(raster_ids)
+        for path in rows.loc[raster_id, "band_paths"]
+    }
+    gone = sorted(p for p in paths if not Path(p).is_file())
+    if gone:
+        more = f" and {len(gone) - 3} more" if len(gone) > 3 else ""
+        raise SourceError(
+            f"{', '.join(gone[:3])}{more}: catalogued in {catalog_dir} but no longer there "
+            "(deleted or moved); restore the files or rerun eo-mmcl catalog"
+        )

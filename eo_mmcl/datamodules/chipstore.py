@@ -8,7 +8,6 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import geopandas as gpd
 import numpy as np
 import torch
 import zarr
@@ -17,6 +16,7 @@ from torch.utils.data import Sampler
 from torchgeo.datasets import NonGeoDataset
 
 from eo_mmcl.errors import ConfigError
+from eo_mmcl.io.tables import read_table
 from eo_mmcl.tiling.chunks import ChunkReader
 from eo_mmcl.tiling.store import INDEX_FILE, SPLITS, open_store, store_metadata
 
@@ -71,7 +71,7 @@ class ChipStoreDataset(NonGeoDataset):
                 f"{self.chips_dir}: tasks {missing} not stored ({sorted(stored_tasks)})"
             )
         self.task_kinds = {t: stored_tasks[t]["kind"] for t in self.tasks}
-        index = gpd.read_parquet(self.chips_dir / INDEX_FILE)
+        index = read_table(self.chips_dir / INDEX_FILE, geo=True, writer="eo-mmcl tile")
         if split is not None:
             index = index[index["split"] == split]
         self.index = index.sort_values("store_index").reset_index(drop=True)

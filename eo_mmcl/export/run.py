@@ -35,7 +35,12 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from eo_mmcl import __version__
-from eo_mmcl.catalog.build import PAIRS_FILE, RASTERS_FILE, read_catalog
+from eo_mmcl.catalog.build import (
+    PAIRS_FILE,
+    RASTERS_FILE,
+    read_catalog,
+    require_raster_files,
+)
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.export.chips import chip_embeddings
 from eo_mmcl.export.cog import Quantisation, write_embedding_cog
@@ -45,6 +50,7 @@ from eo_mmcl.export.stac import COG_MEDIA_TYPE, embedding_item, footprint_wgs84,
 from eo_mmcl.export.windows import WindowGrid, blend, tent_weights, window_views
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.io.cluster import run_tasks
+from eo_mmcl.io.tables import read_table
 from eo_mmcl.tasks.checkpoint import check_fits_data, check_fits_store
 from eo_mmcl.tiling.reader import RasterReader, RasterSpec
 
@@ -318,6 +324,9 @@ def plan_scenes(
         messages.append(f"{catalog_dir}: no S1/S2 pairs; exporting S2 embeddings only")
     else:
         jobs = [(str(p.pair_id), str(p.s2_id), str(p.s1_id)) for p in catalog.pairs.itertuples()]
+    require_raster_files(
+        catalog, [r for _, s2, s1 in jobs for r in (s2, s1) if r is not None], catalog_dir
+    )
     names = [str(rasters.loc[s2]["scene"]) for _, s2, _ in jobs]
     scenes = []
     for (pair_id, s2_id, s1_id), name in zip(jobs, names, strict=True):
@@ -586,7 +595,7 @@ def _chips_dir(
     if str(stored) in ("", ".") or not (stored / "tile_manifest.json").is_file():
         return None
     # The training store only when it was cut from this catalog's rasters.
-    chip_rasters = set(pd.read_parquet(stored / "index.parquet", columns=["s2_id"])["s2_id"])
+    chip_rasters = set(read_table(stored / "index.parquet", columns=["s2_id"])["s2_id"])
     catalog_rasters = set(read_catalog(catalog_dir).rasters["raster_id"])
     if not chip_rasters & catalog_rasters:
         return None

@@ -15,6 +15,7 @@ from eo_mmcl.datamodules.chipstore import ChipStoreDataset
 from eo_mmcl.datamodules.transforms import PairedS1S2Transform
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.io.atomic import atomic_output
+from eo_mmcl.io.tables import read_table
 from eo_mmcl.tasks import ObjectiveTask
 from eo_mmcl.tasks.checkpoint import load_task
 
@@ -244,7 +245,7 @@ def read_embedding_table(path: str | Path, store_index: np.ndarray) -> np.ndarra
     Raises:
         SourceError: If the table lacks the columns or some chips.
     """
-    table = pd.read_parquet(path)
+    table = read_table(path, writer="eo-mmcl embed")
     for column in ("store_index", "embedding"):
         if column not in table:
             raise SourceError(f"{path}: no {column!r} column (columns: {list(table.columns)})")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import geopandas as gpd
 import numpy as np
 import pandas as pd
 import torch
 import zarr
 
 from eo_mmcl.errors import SourceError
+from eo_mmcl.io.tables import read_table
 from eo_mmcl.tasks.labels import IGNORE_INDEX, majority_labels
 from eo_mmcl.tiling.store import CHIPS_ZARR, INDEX_FILE, SPLITS, open_store, store_metadata
 
@@ -135,7 +135,7 @@ def load_chip_labels(chips_dir: str | Path) -> ChipLabels:
     group = open_store(folder)
     metadata = store_metadata(group)
     tasks = probe_tasks(metadata, folder)
-    index = gpd.read_parquet(folder / INDEX_FILE)
+    index = read_table(folder / INDEX_FILE, geo=True, writer="eo-mmcl tile")
     index = pd.DataFrame(index.sort_values("store_index").reset_index(drop=True))
     if index.empty:
         raise SourceError(f"{folder}: the chip index is empty")

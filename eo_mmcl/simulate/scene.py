@@ -16,6 +16,7 @@ from rich.progress import Progress
 
 from eo_mmcl import __version__
 from eo_mmcl.bands import S2_L2A_BANDS
+from eo_mmcl.errors import ConfigError
 from eo_mmcl.geo.grid import RasterGrid
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.simulate.config import SimulationConfig
@@ -177,8 +178,14 @@ def simulate_scenes(
 
     Returns:
         The written (or already present) scenes.
+
+    Raises:
+        ConfigError: If ``out_dir`` (or a folder above it) is a file.
     """
     out = Path(out_dir)
+    blocking = next((p for p in (out, *out.parents) if p.exists() and not p.is_dir()), None)
+    if blocking is not None:
+        raise ConfigError(f"{blocking}: is a file, not a folder for simulated scenes")
     out.mkdir(parents=True, exist_ok=True)
     scenes: list[SimulatedScene] = []
     with Progress(disable=not show_progress, transient=False) as progress:

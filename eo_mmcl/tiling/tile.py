@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ from shapely import wkt
 
 from eo_mmcl import __version__
 from eo_mmcl.bands import S1_BANDS, S2_L2A_BANDS
-from eo_mmcl.catalog.build import PAIRS_FILE, RASTERS_FILE, read_catalog
+from eo_mmcl.catalog.build import PAIRS_FILE, RASTERS_FILE, read_catalog, require_raster_files
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.io.cluster import run_tasks
@@ -230,6 +231,10 @@ def _pair_sources(
             (p.pair_id, p.s2_id, p.s1_id, p.shared_footprint_native)
             for p in catalog.pairs.itertuples()
         ]
+    scenes = set(rasters.loc[[s2 for _, s2, _, _ in jobs], "scene"].dropna())
+    needed = [s2 for _, s2, _, _ in jobs] + [s1 for _, _, s1, _ in jobs if s1 is not None]
+    needed += list(rasters.loc[rasters["scene"].isin(scenes), "raster_id"])
+    require_raster_files(catalog, needed, catalog_dir)
     tasks: dict[str, TaskSpec] = {}
     out: list[tuple[PairSources, Any]] = []
     for pair_id, s2_id, s1_id, shared_wkt in jobs:
@@ -346,6 +351,7 @@ def plan_tiling(
         ]
     if not windows:
         raise SourceError(f"{catalog_dir}: no chip window fits any pair; " + "; ".join(messages))
+    _require_every_split(windows, config, catalog_dir)
     slots, n_slots = store_order(
         np.array([w.split for w in windows], dtype=object), config.chunk_length, config.seed
     )
@@ -359,6 +365,38 @@ def plan_tiling(
         has_cloud=True,
     )
     return layout, windows, slots, {p.pair_id: p for p, _ in pairs}, messages
+
+
+def _require_every_split(
+    windows: Sequence[ChipWindow], config: TileConfig, catalog_dir: str | Path
+) -> None:
+    """Refuse a plan in which a split that should hold chips holds none.
+
+    Split blocks larger than the scene put it whole into one split; training then has no
+    validation chips (or probes no test chips), which is found only stages later.
+
+    Raises:
+        SourceError: If a split with a positive fraction gets no chip window.
+    """
+    counts = Counter(w.split for w in windows)
+    empty = [
+        split
+        for split, fraction in zip(SPLITS, config.split_fractions, strict=True)
+        if fraction > 0 and counts[split] == 0
+    ]
+    if empty:
+        found = ", ".join(f"{s}={counts[s]}" for s in SPLITS)
+        advice = (
+            "use a smaller --split-block"
+            if config.split_block > 1
+            # Chips beside a chip of another split are dropped, so single-chip blocks keep few.
+            else "use larger scenes, or a split fraction of 0 for a split you do not need"
+        )
+        raise SourceError(
+            f"{catalog_dir}: no chip windows for the {' and '.join(empty)} split ({found}) with "
+            f"--split-block {config.split_block} (chips per block side); the scenes are too "
+            f"small for it: {advice}"
+        )
 
 
 def run_tile_task(task: TileTask) -> dict[str, Any]:
@@ -647,6 +685,21 @@ def _finalize(
         "rejected_cloud": sum(r["reason"] == "cloud" for r in results.values()),
         **{f"chips_{s}": int((index["split"] == s).sum()) for s in SPLITS},
     }
+    emptied = [
+        split
+        for split, fraction in zip(SPLITS, config.split_fractions, strict=True)
+        if fraction > 0 and counts[f"chips_{split}"] == 0
+    ]
+    if emptied:
+        # Before the store replaces an earlier one: the cut chips stay in .tile/ for a rerun.
+        found = ", ".join(f"{s}={counts['chips_' + s]}" for s in SPLITS)
+        raise SourceError(
+            f"{out}: no {' and '.join(emptied)} chip is left once chips with clouds or nodata "
+            f"are dropped ({found}; "
+            f"rejected for clouds {counts['rejected_cloud']}, for nodata "
+            f"{counts['rejected_nodata']}): raise --max-cloud or --max-nodata, or use a "
+            "smaller --split-block"
+        )
     group = zarr.open_group(str(progress_dir / CHIPS_ZARR), mode="r+")
     attrs = store_metadata(group)
     attrs.update(normalisation=normalisation, tile_config=asdict(config), counts=counts)
