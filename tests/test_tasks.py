@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ from eo_mmcl.errors import ConfigError
 from eo_mmcl.losses import LossOutput
 from eo_mmcl.tasks import OBJECTIVES, CLIPTask, PairedViews, SupervisedTask, majority_labels
 from eo_mmcl.tasks.train import run_training
-from tests.conftest import small_chip_store
+from tests.conftest import _checkpoint, small_chip_store
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "pipelines" / "configs"
@@ -246,6 +249,68 @@ def test_resume_after_a_crash_reproduces_the_uninterrupted_run(
     assert weights.keys() == uninterrupted.keys()
     for name, value in uninterrupted.items():
         assert torch.equal(weights[name], value), name
+
+
+def test_training_killed_in_a_subprocess_resumes_to_the_same_weights_and_probe_table(
+    chips_dir: Path, tmp_path: Path
+) -> None:
+    """``eo-mmcl train`` SIGKILLed during epoch 1, resumed: the same weights and probe scores."""
+    from eo_mmcl.probes import ProbeConfig, run_probes
+
+    def args(root: Path) -> list[str]:
+        return [
+            "--config", str(REPO / "tests" / "conf" / "clip_tiny.yaml"),
+            "--data.chips_dir", str(chips_dir),
+            "--data.batch_size", "8",
+            "--data.augment", "true",
+            "--trainer.max_epochs", "4",
+            "--trainer.default_root_dir", str(root),
+        ]  # fmt: skip
+
+    uninterrupted = run_training(args(tmp_path / "a")).model.state_dict()
+    last = tmp_path / "b" / "checkpoints" / "last.ckpt"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "eo_mmcl.cli", "train", *args(tmp_path / "b")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 300
+    try:
+        # last.ckpt appears (atomically) when epoch 0 ends: the kill lands early in epoch 1.
+        while time.monotonic() < deadline and process.poll() is None and not last.exists():
+            time.sleep(0.05)
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert process.returncode == -signal.SIGKILL, "training ended before it could be killed"
+    assert torch.load(last, weights_only=True)["epoch"] < 3
+
+    resumed = run_training([*args(tmp_path / "b"), "--ckpt_path", str(last)])
+    assert resumed.trainer.current_epoch == 4
+    weights = resumed.model.state_dict()
+    for name, value in uninterrupted.items():
+        assert torch.equal(weights[name], value), name
+
+    # The probe table of each run (an untrained oracle gives the ceilings of both).
+    oracle = _untrained_oracle(chips_dir, tmp_path / "supervised.ckpt")
+    config = ProbeConfig(seeds=2, probes=("linear", "knn"), random_init=False, reference=False)
+    tables = []
+    for root in (tmp_path / "a", tmp_path / "b"):
+        run = run_probes(
+            chips_dir, [oracle, root / "checkpoints" / "last.ckpt"], root / "probes", config
+        )
+        tables.append(run.table.drop(columns="checkpoint"))
+    assert (tables[0]["objective"] == "clip").sum() > 0
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def _untrained_oracle(chips_dir: Path, path: Path) -> Path:
+    """An untrained oracle's checkpoint: the probes need one for their ceilings."""
+    torch.manual_seed(0)
+    classes = {"landcover": 6, "s1_unique": 2, "s2_unique": 2, "synergy": 2}
+    oracle = SupervisedTask(num_classes=classes, proj_dim=16, proj_hidden_dim=32)
+    return _checkpoint(oracle, path, chips_dir)
 
 
 def test_ddp_on_two_cpu_processes(chips_dir: Path, tmp_path: Path) -> None:
