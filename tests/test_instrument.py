@@ -79,7 +79,8 @@ def test_a_readable_task_and_an_unreadable_one() -> None:
     assert not leaky["readable"] and "wrong sensor" in leaky["why"]
     # A ceiling close to chance covers too little of the range.
     weak = instrument_table(_table({"clip": [0.6] * 3}, oracle=0.7, floor=0.55)).iloc[0]
-    assert not weak["readable"] and "covers 0.40" in weak["why"]
+    assert not weak["readable"]
+    assert "covers 0.40" in weak["why"] and "of the range above chance (needs 0.60)" in weak["why"]
     # Readable, but an untrained network keeps nearly everything: not separable.
     high = instrument_table(_table({"clip": [0.9] * 3}, floor=0.9)).iloc[0]
     assert high["readable"] and not high["separable"]
@@ -130,6 +131,30 @@ def test_the_cell_shown_is_chosen_on_validation_not_test() -> None:
     )
 
 
+def test_a_group_is_read_through_its_separable_reading() -> None:
+    """Two readings of one task: chips (not separable) and pixels (separable)."""
+    chips = _table({"clip": [0.92] * 3, "coral": [0.93] * 3}, floor=0.9)
+    pixels = _table({"clip": [0.6] * 3, "coral": [0.8] * 3}, floor=0.55)
+    pixels = pixels.assign(metric="miou", probe="segmentation")
+    table = add_survival(pd.concat([chips, pixels], ignore_index=True))
+    verdicts = instrument_table(table).set_index("metric")
+    assert not verdicts.loc["balanced_accuracy", "separable"]
+    assert verdicts.loc["miou", "separable"]
+    main = main_table(table)
+    # clip's best validation cell is the chip reading (survival 0.93 against 0.22), but the
+    # column reads the task through the pixel reading, where keeping and losing differ.
+    assert set(main.best["metric"]) == {"miou"}
+    assert main.status.loc["clip", "U2"] == "readable"
+    assert "`coral` keeps more than `clip`" in comparison_sentences(main)[0]
+    sentences = instrument_findings(instrument_table(table))
+    assert "the main table reads `s2_unique` through miou instead" in sentences[0]
+    assert "instead" not in sentences[1]
+    # With only the chip reading, the same group cannot rank objectives.
+    only_chips = main_table(chips)
+    assert only_chips.status.loc["clip", "U2"] == "not separable"
+    assert "cannot rank objectives" in comparison_sentences(only_chips)[0]
+
+
 def test_error_bars_are_over_training_seeds_with_probe_seeds_inside() -> None:
     rows = []
     for t, per_seed in zip(SEEDS, ([0.7, 0.8], [0.6, 0.7], [0.8, 0.9]), strict=True):
@@ -145,21 +170,29 @@ def test_error_bars_are_over_training_seeds_with_probe_seeds_inside() -> None:
 
 
 def test_truth_ceiling_of_the_default_simulator_is_readable(tmp_path: Path) -> None:
-    """At the simulator's defaults and the demo's 32 px chips, noise-free chips read every task.
+    """At the simulator's defaults and the demo's chips, noise-free chips read every task.
 
-    One 768 px scene (the demo's scene size) gives about 500 chips; the truth ceiling of each
-    task must cover at least the instrument's share of the range above chance.
+    One 768 px scene (the demo's scene size) cut as the demo cuts it (32 px chips, 4-chip split
+    blocks); the truth ceiling of the shared and unique tasks must cover the instrument's share
+    of the range above chance. The synergy target is the XOR of the two unique attributes, so
+    its noise-free reading inherits both of their errors (about the product of their
+    accuracies): it is held to clearly above chance, 0.6 (measured 0.66 to 0.73 on one to four
+    scenes; the instrument's readability rests on the oracle's ceiling, not on this estimate).
     """
     simulate_scenes(tmp_path / "scenes", SimulationConfig(size=768, seed=3))
     build_catalog([folder_source(tmp_path / "scenes")], tmp_path / "catalog")
-    tile_catalog(tmp_path / "catalog", tmp_path / "chips", TileConfig(chip_size=32), workers=0)
+    config = TileConfig(chip_size=32, split_block=4)
+    tile_catalog(tmp_path / "catalog", tmp_path / "chips", config, workers=0)
     labels = load_chip_labels(tmp_path / "chips")
     truth = truth_ceilings(labels, tmp_path / "scenes")
     assert set(truth) == set(labels.tasks)
     for name, task in labels.tasks.items():
         chance = 1 / task.num_classes
         coverage = (truth[name] - chance) / (1 - chance)
-        assert coverage >= MIN_COVERAGE[task.group], (name, truth[name])
+        if task.group == "S":
+            assert truth[name] >= 0.6, (name, truth[name])
+        else:
+            assert coverage >= MIN_COVERAGE[task.group], (name, truth[name])
     # Noise-free chips of a scene without signatures (an older sidecar) give no ceiling.
     for sidecar in (tmp_path / "scenes").glob("*_truth.json"):
         data = json.loads(sidecar.read_text())

@@ -120,8 +120,12 @@ def instrument_table(table: pd.DataFrame, truth: dict[str, float] | None = None)
         wrong_score = float(wrong.get((task, metric), np.nan))
         floor_value = float(floor.get((task, metric), np.nan))
         why = []
-        if not coverage >= MIN_COVERAGE.get(group, 0.6):
-            why.append(f"ceiling covers {coverage:.2f} of the range above chance")
+        needed = MIN_COVERAGE.get(group, 0.6)
+        if not coverage >= needed:
+            # Three digits: 0.4925 shown as 0.49, not as a 0.50 that seems to meet a 0.5 bar.
+            why.append(
+                f"ceiling covers {coverage:.3f} of the range above chance (needs {needed:.2f})"
+            )
         if any(v > ceiling + 1e-12 for v in own.values() if np.isfinite(v)):
             why.append("a reference scores above the ceiling")
         if WRONG_SENSORS.get(group, ()):

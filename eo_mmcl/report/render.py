@@ -223,8 +223,12 @@ def build_report(probe_dir: str | Path, out_dir: str | Path) -> Path:
         Block(
             "p",
             "Survival per task group = (score - chance) / (ceiling - chance): 1 is the "
-            "ceiling, 0 chance. For each objective and group the cell (task, probe, depth) "
-            "with the best mean validation survival is shown (never chosen on test), as mean ± "
+            "ceiling, 0 chance. A group's column reads its tasks only through the readings "
+            "(task and metric) with the instrument's best verdict there (readable and "
+            "separable, else readable), a rule fixed in advance that rests on the references "
+            "alone; among those, for each objective and group the cell (task, metric, probe, "
+            "depth) with the best mean validation survival is shown (never chosen on test), "
+            "as mean ± "
             f"standard deviation over {len(seeds)} training seeds (seeds {seeds}; probe seeds "
             "are averaged inside each). The best trained objective of each readable, separable "
             "column is in bold. Groups: "

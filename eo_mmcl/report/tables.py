@@ -98,12 +98,44 @@ def _verdicts(instrument: pd.DataFrame) -> dict[tuple[str, str], str]:
     return out
 
 
+def measurable_cells(summary: pd.DataFrame, verdicts: dict[tuple[str, str], str]) -> pd.DataFrame:
+    """The cells a group's column may show: those of its best-verdict readings.
+
+    A task is read by several metrics (chip balanced accuracy, segmentation mIoU), and the
+    instrument may find one reading separable and another not (an untrained network reads a
+    level shift chip by chip, not pixel by pixel), or one readable and another not. Per group,
+    the candidates are the cells of the (task, metric) readings with the best verdict there:
+    readable and separable, else readable, else all. The rule is fixed in advance and the
+    verdicts come from the references alone (ceilings, wrong sensor, floors), never from the
+    objectives compared, so it chooses nothing in their favour; within the candidates the cell
+    is chosen on validation as before.
+
+    Args:
+        summary: Output of :func:`~eo_mmcl.probes.survival.summarise`.
+        verdicts: ``readable``, ``not separable`` or ``not readable`` per (task, metric).
+
+    Returns:
+        The rows of ``summary`` that the main table chooses from.
+    """
+    rank = {"readable": 0, "not separable": 1, "not readable": 2}
+    level = pd.Series(
+        [
+            rank[verdicts.get((str(t), str(m)), "not readable")]
+            for t, m in zip(summary["task"], summary["metric"], strict=True)
+        ],
+        index=summary.index,
+    )
+    best_level = level.groupby(summary["group"]).transform("min")
+    return summary[level == best_level]
+
+
 def main_table(
     table: pd.DataFrame, instrument: pd.DataFrame | None = None, depth: str | None = None
 ) -> MainTable:
     """Aggregate the tidy probe table into the main comparison.
 
-    For each objective and group: the cell (task, metric, probe, depth) with the best mean
+    For each objective and group: among the cells of the group's best-verdict readings
+    (:func:`measurable_cells`), the cell (task, metric, probe, depth) with the best mean
     validation survival, its mean and standard deviation over training seeds, its raw score,
     its change against the floor, and the instrument's verdict on its task.
 
@@ -119,8 +151,8 @@ def main_table(
     summary = summarise(table)
     if depth is not None:
         summary = summary[summary["depth"] == depth]
-    best = best_per_group(summary)
     verdicts = _verdicts(instrument)
+    best = best_per_group(measurable_cells(summary, verdicts))
     best["status"] = [
         verdicts.get((str(t), str(m)), "not readable")
         for t, m in zip(best["task"], best["metric"], strict=True)
@@ -339,17 +371,36 @@ def format_instrument(instrument: pd.DataFrame) -> pd.DataFrame:
 
 
 def instrument_findings(instrument: pd.DataFrame) -> list[str]:
-    """One sentence per task and metric on what the instrument can read."""
+    """One sentence per task and metric on what the instrument can read.
+
+    Where a task's reading falls short but another reading of it does better, the sentence
+    says which reading the main table uses instead (:func:`measurable_cells`).
+    """
+    rank = {"readable": 0, "not separable": 1, "not readable": 2}
+    verdicts = _verdicts(instrument)
+    best: dict[str, list[str]] = {}
+    for task in dict.fromkeys(instrument["task"].astype(str)):
+        levels = {m: rank[v] for (t, m), v in verdicts.items() if t == task}
+        best[task] = [m for m, level in levels.items() if level == min(levels.values())]
     sentences = []
     for row in instrument.itertuples():
-        name = f"`{row.task}` ({row.group}, {GROUP_NAMES.get(str(row.group), row.group)}, "
-        name += f"{row.metric})"
+        task, metric = str(row.task), str(row.metric)
+        name = f"`{task}` ({row.group}, {GROUP_NAMES.get(str(row.group), row.group)}, {metric})"
+        instead = (
+            f"; the main table reads `{task}` through {' and '.join(best[task])} instead"
+            if metric not in best[task]
+            else ""
+        )
         if not row.readable:
-            sentences.append(f"{name}: not readable ({row.why}); the report makes no claim on it.")
+            sentences.append(
+                f"{name}: not readable ({row.why})"
+                + (instead or "; the report makes no claim on it")
+                + "."
+            )
         elif not row.separable:
             sentences.append(
                 f"{name}: readable (ceiling {row.ceiling:.2f} against chance {row.chance:.2f}) "
-                f"but not separable ({row.why}): it cannot rank objectives."
+                f"but not separable ({row.why}): it cannot rank objectives{instead}."
             )
         else:
             sentences.append(
