@@ -344,7 +344,13 @@ def embed(
         int | None,
         typer.Option(help="Spacing of window centres, a multiple of --stride (default ~window/2)."),
     ] = None,
-    dtype: Annotated[str, typer.Option(help="Stored type: float16 or int8.")] = "float16",
+    dtype: Annotated[
+        str,
+        typer.Option(
+            help="Stored type: float16, or uint8 (8-bit codes, a scale and offset per band; "
+            "int8 is an alias)."
+        ),
+    ] = "float16",
     chips_dir: Annotated[
         Path | None,
         typer.Option(help="Chip store for per-chip GeoParquet (default: the training store)."),

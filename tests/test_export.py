@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import geopandas as gpd
@@ -22,6 +24,7 @@ from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.export import EmbedConfig, EmbeddingModel, WindowGrid, export_embeddings
 from eo_mmcl.export import run as export_run
 from eo_mmcl.export.cog import Quantisation
+from eo_mmcl.export.preview import pca_preview
 from eo_mmcl.export.windows import blend, tent_weights
 from eo_mmcl.simulate import SimulationConfig, simulate_scenes
 from eo_mmcl.tasks.train import run_training
@@ -99,8 +102,11 @@ def exported(world: dict[str, Path]) -> Path:
 
 @pytest.fixture(scope="module")
 def exported_int8(world: dict[str, Path]) -> Path:
+    """An 8-bit export with previews, asked for by the old name ``int8`` (writes uint8)."""
     out = world["root"] / "out_i8"
-    _export(world, out, dtype="int8", preview=False)
+    result = _export(world, out, dtype="int8")
+    assert any("--dtype int8 writes uint8" in m for m in result.messages)
+    assert len(result.previews) == len(result.rasters)
     return out
 
 
@@ -197,22 +203,40 @@ def test_pixel_equals_the_window_centred_there(
 
 
 def test_xarray_and_torchgeo_open_the_rasters(exported: Path, exported_int8: Path) -> None:
+    import rioxarray
     from torchgeo.datasets import RasterDataset
 
     path16 = next(exported.glob("*_clip_joint.tif"))
     path8 = next(exported_int8.glob("*_clip_joint.tif"))
     f16 = xr.open_dataset(path16, engine="rasterio")["band_data"].to_numpy()
-    i8 = xr.open_dataset(path8, engine="rasterio")["band_data"].to_numpy()
-    assert f16.shape == i8.shape and f16.dtype == np.float32
-    np.testing.assert_array_equal(np.isnan(f16), np.isnan(i8))  # NaN at nodata
+    u8 = xr.open_dataset(path8, engine="rasterio")["band_data"].to_numpy()
+    rio = rioxarray.open_rasterio(path8, mask_and_scale=True).to_numpy()
+    assert f16.shape == u8.shape == rio.shape and f16.dtype == np.float32
+    np.testing.assert_array_equal(np.isnan(f16), np.isnan(u8))  # NaN at nodata
+    np.testing.assert_array_equal(np.isnan(f16), np.isnan(rio))
     assert np.isnan(f16).any()
     with rasterio.open(path8) as ds:
-        assert ds.dtypes[0] == "int8" and ds.nodata == -128
-        error = float(ds.tags()["QUANTIZATION_MAX_ERROR"])
-        assert error == pytest.approx(ds.scales[0] / 2)
-    # int8 against float16 (rounding 2**-11 relative) within the documented bound.
-    bound = error + np.abs(f16) * 2.0**-10 + 1e-6
-    assert np.all(np.abs(i8 - f16)[~np.isnan(f16)] <= bound[~np.isnan(f16)])
+        assert ds.dtypes[0] == "uint8" and ds.nodata == 255
+        codes = ds.read()
+        scales, offsets = np.array(ds.scales), np.array(ds.offsets)
+        errors = np.array([float(ds.tags(b)["QUANTIZATION_MAX_ERROR"]) for b in ds.indexes])
+        assert float(ds.tags()["QUANTIZATION_MAX_ERROR"]) == pytest.approx(errors.max())
+    np.testing.assert_allclose(errors, scales / 2)
+    assert len(set(scales.tolist())) > 1  # a scale per band
+    # Each band uses its codes' range: its min and max are codes 0 and 254 (a constant band,
+    # such as a ReLU that never fires, holds code 0 only).
+    valid = codes != 255
+    assert (np.where(valid, codes, 255).min(axis=(1, 2)) == 0).all()
+    varying = scales > 1e-11
+    assert varying.mean() > 0.5
+    assert (np.where(valid, codes, 0).max(axis=(1, 2))[varying] == 254).all()
+    # rasterio by hand, xarray and rioxarray decode the same values.
+    by_hand = np.where(valid, codes * scales[:, None, None] + offsets[:, None, None], np.nan)
+    np.testing.assert_allclose(rio, by_hand, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(u8, by_hand, rtol=1e-6, atol=1e-7)
+    # uint8 against float16 (rounding 2**-11 relative) within each band's bound.
+    bound = errors[:, None, None] + np.abs(f16) * 2.0**-10 + 1e-6
+    assert np.all(np.abs(u8 - f16)[~np.isnan(f16)] <= bound[~np.isnan(f16)])
 
     class Embeddings(RasterDataset):
         filename_glob = "*_clip_joint.tif"
@@ -255,13 +279,58 @@ def test_cog_has_average_overviews(tmp_path: Path) -> None:
     np.testing.assert_allclose(overview[10:, 10:], expected, atol=2e-3)
 
 
-def test_int8_quantisation_error_bound() -> None:
-    values = np.random.default_rng(1).normal(scale=3.0, size=(8, 16, 16)).astype(np.float32)
+def test_uint8_quantisation_error_bound_per_band() -> None:
+    rng = np.random.default_rng(1)
+    spread = np.array([0.01, 0.1, 1.0, 3.0, 10.0, 0.5, 2.0, 5.0])[:, None, None]
+    values = (rng.normal(size=(8, 16, 16)) * spread).astype(np.float32)
     values[:, 0, 0] = np.nan
-    q = Quantisation.from_range("int8", float(np.nanmin(values)), float(np.nanmax(values)))
-    back = q.decode(q.encode(values))
-    assert np.isnan(back[:, 0, 0]).all()
-    assert np.nanmax(np.abs(back - values)) <= q.max_error * (1 + 1e-6)
+    values[3] = np.nan  # a band without data
+    low, high = np.nanmin(values, axis=(1, 2)), np.nanmax(values, axis=(1, 2))
+    q = Quantisation.from_range("uint8", low, high)
+    codes = q.encode(values)
+    assert codes.dtype == np.uint8 and (codes[3] == 255).all()
+    back = q.decode(codes)
+    assert np.isnan(back[:, 0, 0]).all() and np.isnan(back[3]).all()
+    errors = np.abs(back - values).reshape(8, -1)
+    for band in (0, 1, 2, 4, 5, 6, 7):
+        assert np.nanmax(errors[band]) <= q.max_errors[band] * (1 + 1e-6)
+    # The narrow band keeps its precision: its error is its own range / 508, not the widest's.
+    assert q.max_errors[0] < q.max_errors[4] / 100
+    assert Quantisation.from_range("int8", low, high) == q  # the old name writes uint8
+
+
+def test_legacy_int8_rasters_are_still_read(tmp_path: Path) -> None:
+    """Rasters written as int8 by earlier versions decode through their own scale and nodata."""
+    path = tmp_path / "old_int8.tif"
+    codes = np.array([[[-127, 0], [127, -128]]], dtype=np.int8)
+    profile = {"driver": "GTiff", "width": 2, "height": 2, "count": 1, "dtype": "int8",
+               "nodata": -128, "crs": "EPSG:32633",
+               "transform": rasterio.Affine(80.0, 0, 500000, 0, -80.0, 5000000)}  # fmt: skip
+    with rasterio.open(path, "w", **profile) as dst:
+        dst.write(codes)
+        dst.scales, dst.offsets = (0.5,), (1.0,)
+    # An 8-bit masked array cannot hold NaN: the preview once crashed here.
+    png = pca_preview(path, tmp_path / "old.png")
+    assert png.is_file()
+    with rasterio.open(path) as ds:
+        data = ds.read(masked=True).astype(np.float64) * ds.scales[0] + ds.offsets[0]
+    np.testing.assert_allclose(data.filled(np.nan), [[[-62.5, 1.0], [64.5, np.nan]]])
+
+
+@pytest.mark.skipif(shutil.which("gdalinfo") is None, reason="gdal-bin is not installed")
+def test_gdalinfo_reports_the_uint8_encoding(exported_int8: Path) -> None:
+    """The system GDAL (Debian 12: 3.6, no signed 8-bit type) sees codes, nodata and scales."""
+    path = next(exported_int8.glob("*_clip_s2.tif"))
+    info = json.loads(
+        subprocess.run(
+            ["gdalinfo", "-json", "-mdd", "all", str(path)], check=True, capture_output=True
+        ).stdout
+    )
+    band = info["bands"][0]
+    assert band["type"] == "Byte" and band["noDataValue"] == 255
+    with rasterio.open(path) as ds:
+        assert band["scale"] == pytest.approx(ds.scales[0])
+        assert band["offset"] == pytest.approx(ds.offsets[0])
 
 
 def test_stac_items_validate_and_chip_geoparquet(exported: Path, world: dict[str, Path]) -> None:
@@ -400,8 +469,6 @@ def test_cli_embed_reports_bad_input_in_one_line(world: dict[str, Path], tmp_pat
 def test_a_raster_deleted_before_embed_is_named_in_one_line(
     world: dict[str, Path], tmp_path: Path
 ) -> None:
-    import shutil
-
     scenes = tmp_path / "scenes"
     shutil.copytree(world["root"] / "scenes", scenes)
     build_catalog([folder_source(scenes)], tmp_path / "catalog")

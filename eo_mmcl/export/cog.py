@@ -7,10 +7,18 @@ the objective, modality, checkpoint hash, package version and dates; average ove
 Data types:
 - ``float16``: IEEE half floats, stored by GDAL's GTiff driver as Float32 with ``NBITS=16`` (the
   GDAL this package runs on has no Float16 data type; readers see float32). Nodata NaN.
-- ``int8``: ``value = stored * scale + offset`` with one scale and offset shared by every band
-  (xarray/rioxarray apply a scale only when all bands share it), from the raster's min and max:
-  ``scale = (max - min) / 254``, stored values in -127..127, nodata -128. Quantisation error is
-  at most ``scale / 2`` per value (the export checks and records it as ``QUANTIZATION_ERROR``).
+- ``uint8``: unsigned 8-bit codes, ``value = code * scale + offset`` with a scale and offset per
+  band from that band's min and max: ``scale = (max - min) / 254``, ``offset = min``, codes
+  0..254, nodata 255. Unsigned because GDAL before 3.7 (and so the QGIS of Debian 12 and Ubuntu
+  LTS) has no signed 8-bit type: it reads int8 codes as bytes, so they wrap and the -128 nodata
+  is lost. Per band, because embedding dimensions differ in spread by orders of magnitude: one
+  scale for all left low-variance dimensions a handful of levels. Rasterio (``ds.scales``,
+  ``ds.offsets``), rioxarray (``mask_and_scale=True``), GDAL and QGIS all apply per-band scale
+  and offset. Quantisation error is at most ``scale / 2`` per value, per band (recorded as the
+  band tag ``QUANTIZATION_MAX_ERROR``; the dataset tag holds the largest).
+- ``int8`` is accepted as ``--dtype`` and writes ``uint8``. Files written as int8 by earlier
+  versions (one shared scale, nodata -128) are still read: every reader here decodes through
+  the file's own scales, offsets and nodata.
 
 GDAL's COG driver builds the overviews and the COG layout from the finished tiled GeoTIFF
 (``rasterio.shutil.copy(..., driver="COG")``): no hand-written IFD ordering.
@@ -31,9 +39,11 @@ from rasterio.windows import Window
 
 from eo_mmcl.errors import ConfigError
 
-DTYPES = ("float16", "int8")
-INT8_NODATA = -128
-INT8_MAX = 127
+DTYPES = ("float16", "uint8")
+#: Names ``--dtype`` also accepts, and the type each writes.
+DTYPE_ALIASES = {"int8": "uint8"}
+UINT8_NODATA = 255
+UINT8_MAX_CODE = 254
 #: Internal tile side of large rasters (and the COG's BLOCKSIZE); overviews are built until
 #: the smallest fits one tile, so small rasters use :data:`SMALL_TILE_PX` to get overviews too.
 TILE_PX = 256
@@ -53,38 +63,62 @@ def tile_size(height: int, width: int) -> int:
     return TILE_PX if max(height, width) >= 1024 else SMALL_TILE_PX
 
 
-@dataclass(frozen=True)
-class Quantisation:
-    """How stored values map to embedding values.
+def resolve_dtype(name: str) -> str:
+    """The stored type that ``--dtype name`` writes.
 
     Args:
-        dtype: ``float16`` or ``int8``.
-        scale: ``value = stored * scale + offset`` (1 for floats).
-        offset: See ``scale``.
+        name: ``float16``, ``uint8`` or an alias (``int8``).
+
+    Returns:
+        ``float16`` or ``uint8``.
+
+    Raises:
+        ConfigError: If the name is unknown.
+    """
+    resolved = DTYPE_ALIASES.get(name, name)
+    if resolved not in DTYPES:
+        choices = (*DTYPES, *DTYPE_ALIASES)
+        raise ConfigError(f"--dtype must be one of {choices}, got {name!r}")
+    return resolved
+
+
+@dataclass(frozen=True)
+class Quantisation:
+    """How stored values map to embedding values, per band.
+
+    Args:
+        dtype: ``float16`` or ``uint8``.
+        scales: Per band: ``value = code * scale + offset`` (empty for floats).
+        offsets: Per band, see ``scales``.
     """
 
     dtype: str
-    scale: float = 1.0
-    offset: float = 0.0
+    scales: tuple[float, ...] = ()
+    offsets: tuple[float, ...] = ()
 
     @property
     def nodata(self) -> float:
         """The nodata value of the stored type."""
-        return float("nan") if self.dtype == "float16" else float(INT8_NODATA)
+        return float("nan") if self.dtype == "float16" else float(UINT8_NODATA)
+
+    @property
+    def max_errors(self) -> tuple[float, ...]:
+        """Largest quantisation error of a value, per band (float16: 0, rounding is relative)."""
+        return tuple(s / 2.0 for s in self.scales) if self.dtype == "uint8" else ()
 
     @property
     def max_error(self) -> float:
-        """Largest quantisation error of a value (float16: 0, rounding is relative)."""
-        return self.scale / 2.0 if self.dtype == "int8" else 0.0
+        """The largest of :attr:`max_errors` (0 for float16)."""
+        return max(self.max_errors, default=0.0)
 
     @classmethod
-    def from_range(cls, dtype: str, vmin: float, vmax: float) -> Quantisation:
-        """The quantisation for values within ``[vmin, vmax]``.
+    def from_range(cls, dtype: str, vmin: np.ndarray, vmax: np.ndarray) -> Quantisation:
+        """The quantisation for values of band ``b`` within ``[vmin[b], vmax[b]]``.
 
         Args:
-            dtype: ``float16`` or ``int8``.
-            vmin: Smallest value.
-            vmax: Largest value.
+            dtype: ``float16``, ``uint8`` or an alias.
+            vmin: Smallest value per band (NaN or inf for a band without data).
+            vmax: Largest value per band.
 
         Returns:
             The quantisation.
@@ -92,44 +126,54 @@ class Quantisation:
         Raises:
             ConfigError: If the dtype is unknown.
         """
-        if dtype not in DTYPES:
-            raise ConfigError(f"--dtype must be one of {DTYPES}, got {dtype!r}")
+        dtype = resolve_dtype(dtype)
         if dtype == "float16":
             return cls(dtype)
-        if not np.isfinite(vmin) or not np.isfinite(vmax):
-            vmin = vmax = 0.0  # an all-nodata raster
-        scale = max((vmax - vmin) / (2 * INT8_MAX), 1e-12)
-        return cls(dtype, scale=float(scale), offset=float((vmax + vmin) / 2.0))
+        low = np.asarray(vmin, dtype=np.float64).reshape(-1)
+        high = np.asarray(vmax, dtype=np.float64).reshape(-1)
+        empty = ~(np.isfinite(low) & np.isfinite(high))  # a band that is nodata throughout
+        low, high = np.where(empty, 0.0, low), np.where(empty, 0.0, high)
+        scales = np.maximum((high - low) / UINT8_MAX_CODE, 1e-12)
+        return cls(dtype, scales=tuple(map(float, scales)), offsets=tuple(map(float, low)))
+
+    def _per_band(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        shape = (-1,) + (1,) * (values.ndim - 1)
+        scales = np.asarray(self.scales, dtype=np.float64).reshape(shape)
+        offsets = np.asarray(self.offsets, dtype=np.float64).reshape(shape)
+        return scales, offsets
 
     def encode(self, values: np.ndarray) -> np.ndarray:
-        """Embedding values (NaN = nodata) to stored values.
+        """Embedding values (NaN = nodata), bands first, to stored values.
 
         Args:
-            values: float32 array.
+            values: ``(D, ...)`` float32 array.
 
         Returns:
-            float32 (rounded to half precision) or int8.
+            float32 (rounded to half precision) or uint8 codes.
         """
         if self.dtype == "float16":
             return values.astype(np.float16).astype(np.float32)
-        stored = np.rint((values - self.offset) / self.scale)
-        stored = np.clip(np.nan_to_num(stored, nan=INT8_NODATA), INT8_NODATA, INT8_MAX)
-        stored[np.isnan(values)] = INT8_NODATA
-        return stored.astype(np.int8)
+        scales, offsets = self._per_band(values)
+        missing = np.isnan(values)
+        codes = np.rint((np.where(missing, 0.0, values) - offsets) / scales)
+        codes = np.clip(codes, 0, UINT8_MAX_CODE)
+        codes[missing] = UINT8_NODATA
+        return codes.astype(np.uint8)
 
     def decode(self, stored: np.ndarray) -> np.ndarray:
-        """Stored values back to embedding values (NaN at nodata).
+        """Stored values, bands first, back to embedding values (NaN at nodata).
 
         Args:
-            stored: Stored array.
+            stored: ``(D, ...)`` stored array.
 
         Returns:
             float32.
         """
         if self.dtype == "float16":
             return stored.astype(np.float32)
-        out = stored.astype(np.float32) * self.scale + self.offset
-        out[stored == INT8_NODATA] = np.nan
+        scales, offsets = self._per_band(stored)
+        out = (stored.astype(np.float64) * scales + offsets).astype(np.float32)
+        out[stored == UINT8_NODATA] = np.nan
         return out
 
 
@@ -178,7 +222,7 @@ def write_embedding_cog(
         "width": width,
         "height": height,
         "count": dims,
-        "dtype": "float32" if is_float else "int8",
+        "dtype": "float32" if is_float else "uint8",
         "nodata": quantisation.nodata,
         "crs": crs,
         "transform": transform,
@@ -197,8 +241,10 @@ def write_embedding_cog(
         with rasterio.open(scratch, "w", **profile) as dst:
             dst.descriptions = band_names(dims)
             if not is_float:
-                dst.scales = (quantisation.scale,) * dims
-                dst.offsets = (quantisation.offset,) * dims
+                dst.scales = quantisation.scales
+                dst.offsets = quantisation.offsets
+                for band, error in enumerate(quantisation.max_errors, start=1):
+                    dst.update_tags(band, QUANTIZATION_MAX_ERROR=repr(error))
             dst.update_tags(**tags)
             for (row0, col0, rows, cols), load in blocks:
                 data = quantisation.encode(load())

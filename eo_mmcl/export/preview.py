@@ -67,7 +67,8 @@ def pca_preview(raster: str | Path, png: str | Path) -> Path:
         data = ds.read(out_shape=shape, masked=True, resampling=Resampling.average)
         scales = np.asarray(ds.scales, dtype=np.float64)[:, None, None]
         offsets = np.asarray(ds.offsets, dtype=np.float64)[:, None, None]
-    values = data.filled(np.nan).astype(np.float64) * scales + offsets
+    # To float before filling: an 8-bit masked array cannot hold NaN.
+    values = data.astype(np.float64).filled(np.nan) * scales + offsets
     valid = np.all(np.isfinite(values), axis=0)
     rgba = np.zeros((*valid.shape, 4), dtype=np.uint8)
     if valid.any():

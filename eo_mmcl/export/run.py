@@ -20,7 +20,7 @@ import json
 import os
 import shutil
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,7 @@ from eo_mmcl.catalog.build import (
 )
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.export.chips import chip_embeddings
-from eo_mmcl.export.cog import Quantisation, write_embedding_cog
+from eo_mmcl.export.cog import UINT8_NODATA, Quantisation, resolve_dtype, write_embedding_cog
 from eo_mmcl.export.model import NEEDS, EmbeddingModel, sha256_file
 from eo_mmcl.export.preview import pca_preview
 from eo_mmcl.export.stac import COG_MEDIA_TYPE, embedding_item, footprint_wgs84, write_catalog
@@ -72,7 +72,7 @@ class EmbedConfig:
         window: Window side in S2 pixels (default: the training chip size, else 64).
         step: Spacing of window centres in S2 pixels, a multiple of ``stride`` (default: the
             largest multiple of ``stride`` not above ``window / 2``).
-        dtype: ``float16`` or ``int8``.
+        dtype: ``float16`` or ``uint8`` (``int8``: an alias that writes ``uint8``).
         batch_size: Windows per forward pass.
         preview: Write PCA previews.
     """
@@ -416,13 +416,18 @@ def _block_loader(path: Path) -> Callable[[], np.ndarray]:
     return lambda: np.load(path)
 
 
-def _value_range(paths: Sequence[Path]) -> tuple[float, float]:
-    vmin, vmax = np.inf, -np.inf
+def _value_range(paths: Sequence[Path]) -> tuple[np.ndarray, np.ndarray]:
+    """Per band, the smallest and largest value over every block (inf where a band is empty)."""
+    vmin: np.ndarray | None = None
+    vmax: np.ndarray | None = None
     for path in paths:
-        values = np.load(path)
-        if np.isfinite(values).any():
-            vmin = min(vmin, float(np.nanmin(values)))
-            vmax = max(vmax, float(np.nanmax(values)))
+        values = np.load(path)  # (D, rows, cols), NaN at nodata
+        flat = values.reshape(values.shape[0], -1)
+        low = np.min(np.where(np.isnan(flat), np.inf, flat), axis=1)
+        high = np.max(np.where(np.isnan(flat), -np.inf, flat), axis=1)
+        vmin = low if vmin is None else np.minimum(vmin, low)
+        vmax = high if vmax is None else np.maximum(vmax, high)
+    assert vmin is not None and vmax is not None, "a raster has at least one block"
     return vmin, vmax
 
 
@@ -470,10 +475,16 @@ def export_embeddings(
     if not (catalog_dir / RASTERS_FILE).is_file():
         raise SourceError(f"{catalog_dir}: no {RASTERS_FILE} (run eo-mmcl catalog first)")
     ensure_config(config)
-    Quantisation.from_range(config.dtype, 0.0, 0.0)  # validates --dtype before any work
+    messages: list[str] = []
+    dtype = resolve_dtype(config.dtype)  # validates --dtype before any work
+    if dtype != config.dtype:
+        messages.append(
+            f"--dtype {config.dtype} writes {dtype} (codes 0..254, nodata {UINT8_NODATA}, a "
+            "scale and offset per band): GDAL before 3.7 and QGIS 3.22 misread signed 8-bit"
+        )
+        config = replace(config, dtype=dtype)
     model = EmbeddingModel.load(checkpoint)
     config = config.resolved(default_window(model.meta))
-    messages: list[str] = []
     scenes, s2_only = plan_scenes(catalog_dir, model, messages)
     # The chip store is checked before any work, not after the rasters are written.
     chips = _chips_dir(chips_dir, model, catalog_dir)
@@ -628,10 +639,10 @@ def _finish_raster(
     path = out / f"{stem}.tif"
     block_files = [block_dir / f"r{b[0]:06d}-c{b[1]:06d}.{key}.npy" for b in grid.blocks()]
     dims = int(np.load(block_files[0], mmap_mode="r").shape[0])
-    if config.dtype == "int8":
-        quantisation = Quantisation.from_range("int8", *_value_range(block_files))
+    if config.dtype == "uint8":
+        quantisation = Quantisation.from_range("uint8", *_value_range(block_files))
     else:
-        quantisation = Quantisation.from_range("float16", 0.0, 0.0)
+        quantisation = Quantisation("float16")
     dates = "/".join(sorted(scene.dates)) if scene.dates else "unknown"
     tags = {
         "OBJECTIVE": model.objective,
@@ -683,10 +694,13 @@ def _finish_raster(
         "emb:dimensions": dims,
         "emb:data_type": config.dtype,
         "emb:quantization": {
-            "method": "linear" if config.dtype == "int8" else "none",
-            "scale": quantisation.scale,
-            "offset": quantisation.offset,
-            "max_error": quantisation.max_error,
+            "method": "linear" if config.dtype == "uint8" else "none",
+            "original_data_type": "float32",
+            "quantized_data_type": config.dtype,
+            # Per band: value = code * scale + offset.
+            "scale": list(quantisation.scales),
+            "offset": list(quantisation.offsets),
+            "max_error": list(quantisation.max_errors),
             "nodata": None if config.dtype == "float16" else quantisation.nodata,
         },
         "emb:model": {"objective": model.objective, "checkpoint_sha256": checkpoint_sha},
