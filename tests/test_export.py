@@ -279,6 +279,44 @@ def test_cog_has_average_overviews(tmp_path: Path) -> None:
     np.testing.assert_allclose(overview[10:, 10:], expected, atol=2e-3)
 
 
+def test_the_torchgeo_dataset_decodes_every_file_through_its_own_scales(
+    exported: Path, exported_int8: Path, tmp_path: Path
+) -> None:
+    import rioxarray
+
+    from eo_mmcl.datamodules import EmbeddingRasterDataset
+
+    path8 = next(exported_int8.glob("*_clip_joint.tif"))
+    dataset = EmbeddingRasterDataset(str(exported_int8), filename_glob="*_clip_joint.tif")
+    with rasterio.open(path8) as ds:
+        bounds, res = ds.bounds, ds.res[0]
+    x0, y1 = bounds.left, bounds.top
+    image = dataset[x0 : x0 + 6 * res, y1 - 6 * res : y1]["image"].numpy()
+    expected = rioxarray.open_rasterio(path8, mask_and_scale=True).to_numpy()[:, :6, :6]
+    assert image.dtype == np.float32 and image.shape == expected.shape
+    np.testing.assert_array_equal(np.isnan(image), np.isnan(expected))
+    np.testing.assert_allclose(image, expected, rtol=1e-6, atol=1e-6)
+
+    # Two rasters side by side with different scales: one query across both decodes each.
+    transform = rasterio.Affine(80.0, 0, 500000, 0, -80.0, 5000000)
+    profile = {"driver": "GTiff", "width": 2, "height": 2, "count": 2, "dtype": "uint8",
+               "nodata": 255, "crs": "EPSG:32633"}  # fmt: skip
+    codes = np.array([[[0, 254], [10, 255]], [[1, 2], [3, 4]]], dtype=np.uint8)
+    for name, shift, scales, offsets in (("a", 0, (0.5, 1.0), (1.0, 0.0)),
+                                         ("b", 2, (2.0, 0.1), (-1.0, 5.0))):  # fmt: skip
+        moved = transform * rasterio.Affine.translation(shift, 0)
+        with rasterio.open(tmp_path / f"{name}_emb.tif", "w", transform=moved, **profile) as dst:
+            dst.write(codes)
+            dst.scales, dst.offsets = scales, offsets
+    pair = EmbeddingRasterDataset(str(tmp_path), filename_glob="*_emb.tif")
+    sample = pair[500000 : 500000 + 4 * 80.0, 5000000 - 2 * 80.0 : 5000000]["image"].numpy()
+    left = codes * np.array([0.5, 1.0])[:, None, None] + np.array([1.0, 0.0])[:, None, None]
+    right = codes * np.array([2.0, 0.1])[:, None, None] + np.array([-1.0, 5.0])[:, None, None]
+    want = np.concatenate([left, right], axis=2).astype(np.float32)
+    want[0, 1, 1] = want[0, 1, 3] = np.nan  # the 255 codes
+    np.testing.assert_allclose(sample, want, rtol=1e-6)
+
+
 def test_uint8_quantisation_error_bound_per_band() -> None:
     rng = np.random.default_rng(1)
     spread = np.array([0.01, 0.1, 1.0, 3.0, 10.0, 0.5, 2.0, 5.0])[:, None, None]
