@@ -278,6 +278,16 @@ def test_cog_has_average_overviews(tmp_path: Path) -> None:
     expected = np.nanmean(values[0, 20:, 20:].reshape(140, 2, 140, 2), axis=(1, 3))
     np.testing.assert_allclose(overview[10:, 10:], expected, atol=2e-3)
 
+    # A raster smaller than one tile (as the demo's are) still gets overviews, down to 16 px.
+    small = tmp_path / "small.tif"
+    blocks = [((0, 0, 96, 96), lambda: values[:, :96, :96])]
+    write_embedding_cog(
+        small, tmp_path / "s.tif", blocks, (3, 96, 96), CRS.from_epsg(32633), transform, q, tags
+    )
+    assert cog_validate(str(small)) == (True, [], [])
+    with rasterio.open(small) as ds:
+        assert ds.overviews(1) == [2, 4, 8]  # 48, 24 and 12 px
+
 
 def test_the_torchgeo_dataset_decodes_every_file_through_its_own_scales(
     exported: Path, exported_int8: Path, tmp_path: Path

@@ -50,6 +50,34 @@ TILE_PX = 256
 SMALL_TILE_PX = 128  # the least GDAL's COG driver accepts
 
 
+#: Overviews of small rasters halve until their longer side is at most this many pixels.
+SMALLEST_OVERVIEW_PX = 16
+
+
+def overview_count(height: int, width: int) -> int | None:
+    """Overview levels for a raster that fits in one tile (None: GDAL's own choice).
+
+    GDAL's COG driver builds overviews until the smallest fits one tile, so a raster smaller
+    than a tile (the demo's are) would get none; these get levels that halve down to
+    :data:`SMALLEST_OVERVIEW_PX` instead (a raster at most that size has none).
+
+    Args:
+        height: Rows.
+        width: Columns.
+
+    Returns:
+        The number of levels, or None where GDAL's rule already builds some.
+    """
+    side = max(height, width)
+    if side > tile_size(height, width):
+        return None
+    levels = 0
+    while side > SMALLEST_OVERVIEW_PX:
+        side = -(-side // 2)
+        levels += 1
+    return levels
+
+
 def tile_size(height: int, width: int) -> int:
     """Internal tile side for a raster of this size.
 
@@ -263,6 +291,9 @@ def write_embedding_cog(
         }
         if is_float:
             options["NBITS"] = 16
+        levels = overview_count(height, width)
+        if levels is not None:
+            options["OVERVIEW_COUNT"] = levels  # GDAL >= 3.6
         rio_copy(scratch, path, driver="COG", **options)
     finally:
         scratch.unlink(missing_ok=True)
