@@ -560,7 +560,11 @@ def export_embeddings(
     if chips is not None:
         paths = {k: out / f"chips_{model.objective}_{k}.parquet" for k in keys}
         result.chip_tables = list(chip_embeddings(model, chips, keys, paths).values())
-        items += [_chip_item(model, checkpoint_sha, key, path) for key, path in paths.items()]
+        # The chips come from the same scenes: their items carry the scenes' dates.
+        dates = sorted({datetime.fromisoformat(d) for scene in scenes for d in scene.dates})
+        items += [
+            _chip_item(model, checkpoint_sha, key, path, dates) for key, path in paths.items()
+        ]
     else:
         messages.append("no chip store found: no per-chip GeoParquet written")
     result.catalog = write_catalog(
@@ -729,7 +733,9 @@ def _finished(path: Path, fingerprint: str) -> bool:
         return False
 
 
-def _chip_item(model: EmbeddingModel, checkpoint_sha: str, key: str, path: Path) -> pystac.Item:
+def _chip_item(
+    model: EmbeddingModel, checkpoint_sha: str, key: str, path: Path, dates: list[datetime]
+) -> pystac.Item:
     import geopandas as gpd
 
     frame = gpd.read_parquet(path)
@@ -751,7 +757,7 @@ def _chip_item(model: EmbeddingModel, checkpoint_sha: str, key: str, path: Path)
     asset = pystac.Asset(
         str(path.resolve()), media_type="application/vnd.apache.parquet", roles=["data"]
     )
-    return embedding_item(path.stem, geometry, [], properties, {"embedding": asset})
+    return embedding_item(path.stem, geometry, dates, properties, {"embedding": asset})
 
 
 def ensure_config(config: EmbedConfig) -> None:

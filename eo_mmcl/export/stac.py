@@ -26,6 +26,10 @@ from eo_mmcl.io.atomic import atomic_output
 COG_MEDIA_TYPE = pystac.MediaType.COG
 
 
+#: The projection extension, whose fields (``proj:code``, ``proj:shape`` ...) the items use.
+PROJECTION_EXTENSION = "https://stac-extensions.github.io/projection/v2.0.0/schema.json"
+
+
 def footprint_wgs84(crs: CRS, bounds: Sequence[float]) -> dict[str, Any]:
     """A raster's footprint in EPSG:4326, densified so that reprojected edges stay true.
 
@@ -82,6 +86,8 @@ def embedding_item(
         start_datetime=min(dates) if dates and when is None else None,
         end_datetime=max(dates) if dates and when is None else None,
     )
+    if any(key.startswith("proj:") for key in props):
+        item.stac_extensions.append(PROJECTION_EXTENSION)
     for key, asset in assets.items():
         item.add_asset(key, asset)
     return item
@@ -102,15 +108,21 @@ def write_catalog(
     Returns:
         The catalog path.
     """
-    catalog = pystac.Catalog(id=catalog_id, description=description)
+    # Self-contained: every link and asset href relative, no self links, so that a copied or
+    # moved export folder still resolves inside the copy. Written by hand (not catalog.save)
+    # so that each file appears atomically.
+    catalog = pystac.Catalog(
+        id=catalog_id, description=description, catalog_type=pystac.CatalogType.SELF_CONTAINED
+    )
     for item in items:
         catalog.add_item(item)
     root = out_dir / "catalog.json"
     catalog.normalize_hrefs(str(out_dir), strategy=_FlatLayout(out_dir))
     catalog.make_all_asset_hrefs_relative()
     for item in catalog.get_items():
-        _write_json(Path(item.get_self_href() or ""), item.to_dict())
-    _write_json(root, catalog.to_dict())
+        path = Path(item.get_self_href() or "")
+        _write_json(path, item.to_dict(include_self_link=False, transform_hrefs=True))
+    _write_json(root, catalog.to_dict(include_self_link=False, transform_hrefs=True))
     return root
 
 
