@@ -17,6 +17,7 @@ $(BIN)/eo-mmcl: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install $(TORCH_PINS)
+	$(BIN)/python -m pip install -e .
 	$(BIN)/python -m pip install -e '.[dev]'
 	touch $(BIN)/eo-mmcl
 
@@ -35,6 +36,7 @@ lint: install
 	$(BIN)/ruff check eo_mmcl tests benchmarks
 	$(BIN)/ruff format --check eo_mmcl tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
 
 format: install
 	$(BIN)/ruff check --fix eo_mmcl tests benchmarks
