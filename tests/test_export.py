@@ -420,6 +420,33 @@ def test_stac_items_validate_and_chip_geoparquet(exported: Path, world: dict[str
     assert rgba.shape[2] == 4 and rgba[..., 3].any() and rgba[..., :3].std() > 10
 
 
+def test_chip_footprints_open_as_flatgeobuf(exported: Path) -> None:
+    """Each chip table has a FlatGeobuf beside it: GDAL 3.6 (QGIS 3.22) has no Parquet driver."""
+    table = gpd.read_parquet(exported / "chips_clip_s2.parquet")
+    # FlatGeobuf's spatial index stores features in its own (Hilbert) order.
+    footprints = gpd.read_file(exported / "chips_clip_s2.fgb").set_index("chip_id")
+    footprints = footprints.loc[table["chip_id"]].reset_index()
+    assert list(footprints["split"]) == list(table["split"])
+    assert footprints.crs.to_epsg() == 4326
+    assert footprints.geometry.geom_equals_exact(table.geometry, tolerance=1e-9).all()
+    values = np.stack(table["embedding"].to_numpy())
+    centred = values - values.mean(axis=0)
+    # pc1 is the projection on the leading principal axis (up to its sign).
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    np.testing.assert_allclose(
+        np.abs(footprints["pc1"].to_numpy()), np.abs(centred @ vt[0]), rtol=1e-3, atol=1e-3
+    )
+    catalog = pystac.Catalog.from_file(str(exported / "catalog.json"))
+    item = next(i for i in catalog.get_items() if i.id == "chips_clip_s2")
+    assert Path(item.assets["footprints"].get_absolute_href() or "").name == "chips_clip_s2.fgb"
+    if shutil.which("ogrinfo") is not None:  # the system GDAL (3.6 on Debian 12)
+        info = subprocess.run(
+            ["ogrinfo", "-so", "-al", str(exported / "chips_clip_s2.fgb")],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+        assert "FlatGeobuf" in info and f"Feature Count: {len(table)}" in info
+
+
 def test_a_copied_export_folder_resolves_inside_the_copy(exported: Path, tmp_path: Path) -> None:
     copy = tmp_path / "moved"
     shutil.copytree(exported, copy)

@@ -3,6 +3,10 @@
 Columns: ``chip_id``, ``split``, ``scene``, ``pair_id``, ``store_index``, ``geometry`` (the
 chip footprint, EPSG:4326, from the chip index) and ``embedding`` (a list of float32 of fixed
 length, the pooled embedding of the whole chip).
+
+Beside each table, a FlatGeobuf of the same footprints with ``pc1``..``pc3`` (the chips' first
+principal components) instead of the embedding: GDAL before 3.8 (QGIS 3.22 on Debian 12) has
+no Parquet driver, and FlatGeobuf opens in every GIS since GDAL 3.1.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import pyarrow as pa
 
 from eo_mmcl.datamodules.chipstore import ChipStoreDataset
 from eo_mmcl.export.model import EmbeddingModel
+from eo_mmcl.export.preview import principal_components
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.tiling.store import open_store, store_metadata
 
@@ -72,5 +77,36 @@ def chip_embeddings(
         ).to_pandas()
         with atomic_output(out_paths[key]) as tmp:
             frame.to_parquet(tmp, index=False)
+        write_chip_footprints(
+            frame.drop(columns="embedding"), values, footprints_path(out_paths[key])
+        )
         written[key] = out_paths[key]
     return written
+
+
+def footprints_path(table: Path) -> Path:
+    """The FlatGeobuf of chip footprints beside a chip table."""
+    return table.with_suffix(".fgb")
+
+
+def write_chip_footprints(frame: gpd.GeoDataFrame, values: np.ndarray, path: Path) -> Path:
+    """Write chip footprints with their first three principal components as FlatGeobuf.
+
+    Args:
+        frame: One row per chip (ids, split, geometry), no embedding column.
+        values: ``(N, D)`` chip embeddings, rows as ``frame``'s.
+        path: Output ``.fgb`` (written atomically).
+
+    Returns:
+        The path.
+    """
+    out = frame.copy()
+    scores = np.zeros((len(out), 3), dtype=np.float64)
+    if len(out) and values.size:
+        mean, axes = principal_components(values.astype(np.float64))
+        scores = (values - mean) @ axes.T
+    for i in range(3):
+        out[f"pc{i + 1}"] = scores[:, i].astype(np.float32)
+    with atomic_output(path) as tmp:
+        out.to_file(tmp, driver="FlatGeobuf")
+    return path

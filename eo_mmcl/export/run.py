@@ -42,7 +42,7 @@ from eo_mmcl.catalog.build import (
     require_raster_files,
 )
 from eo_mmcl.errors import ConfigError, SourceError
-from eo_mmcl.export.chips import chip_embeddings
+from eo_mmcl.export.chips import chip_embeddings, footprints_path
 from eo_mmcl.export.cog import UINT8_NODATA, Quantisation, resolve_dtype, write_embedding_cog
 from eo_mmcl.export.model import NEEDS, EmbeddingModel, sha256_file
 from eo_mmcl.export.preview import pca_preview
@@ -754,10 +754,20 @@ def _chip_item(
         "eo_mmcl:embedding_key": key,
         "eo_mmcl:chips": len(frame),
     }
-    asset = pystac.Asset(
-        str(path.resolve()), media_type="application/vnd.apache.parquet", roles=["data"]
-    )
-    return embedding_item(path.stem, geometry, dates, properties, {"embedding": asset})
+    assets = {
+        "embedding": pystac.Asset(
+            str(path.resolve()), media_type="application/vnd.apache.parquet", roles=["data"]
+        )
+    }
+    footprints = footprints_path(path)
+    if footprints.is_file():
+        assets["footprints"] = pystac.Asset(
+            str(footprints.resolve()),
+            media_type="application/vnd.flatgeobuf",
+            roles=["metadata"],
+            title="chip footprints with their first three principal components",
+        )
+    return embedding_item(path.stem, geometry, dates, properties, assets)
 
 
 def ensure_config(config: EmbedConfig) -> None:
