@@ -447,6 +447,29 @@ def test_chip_footprints_open_as_flatgeobuf(exported: Path) -> None:
         assert "FlatGeobuf" in info and f"Feature Count: {len(table)}" in info
 
 
+def test_landcover_notebook_runs_on_a_plain_export(
+    exported: Path, world: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The notebook on an ``eo-mmcl embed`` folder and its catalog (no pipeline run layout)."""
+    nbformat = pytest.importorskip("nbformat")
+    nbclient = pytest.importorskip("nbclient")
+    notebook = nbformat.read(REPO / "notebooks" / "landcover_probes.ipynb", as_version=4)
+    tagged = [c for c in notebook.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(tagged) == 1, "one parameters cell"
+    monkeypatch.setenv("EO_MMCL_RUN_DIR", str(world["root"] / "no_pipeline_here"))
+    monkeypatch.setenv("EO_MMCL_EMBED_DIR", str(exported))
+    monkeypatch.setenv("EO_MMCL_CATALOG_DIR", str(world["catalog"]))
+    monkeypatch.setenv("EO_MMCL_EMBEDDING", "joint")
+    client = nbclient.NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": REPO}}
+    )
+    client.execute()
+    printed = "".join(
+        out.get("text", "") for cell in notebook.cells for out in cell.get("outputs", [])
+    )
+    assert "balanced accuracy on the eastern test part" in printed
+
+
 def test_a_copied_export_folder_resolves_inside_the_copy(exported: Path, tmp_path: Path) -> None:
     copy = tmp_path / "moved"
     shutil.copytree(exported, copy)
