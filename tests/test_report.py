@@ -147,7 +147,9 @@ def test_targets_are_not_assessable_when_rows_beat_the_oracle(probe_run: Path) -
     boosted.loc[boosted["objective"] == "clip", "survival"] = 3.0
     sentences = findings(main_table(boosted))
     assert any("no ceiling" in s and "`clip`" in s for s in sentences)
-    assert all(s.startswith("(not assessable") for s in sentences if "Target" in s)
+    targets = [s for s in sentences if s.startswith("Target")]
+    assert targets and all(": not assessable (" in s for s in targets)
+    assert not any(": met" in s or ": missed" in s for s in targets)  # never both
 
 
 def test_depth_table_keeps_backbone_and_projection_apart(probe_run: Path, report_dir: Path) -> None:

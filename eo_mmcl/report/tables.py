@@ -541,30 +541,40 @@ def findings(main: MainTable) -> list[str]:
             "so the ceiling is no ceiling here: this group's survival ratios cannot be read as "
             "fractions kept."
         )
-    targets = _target_sentences(main, trained_objectives(main.survival.index))
-    unreadable = [
-        g for g in main.groups if _group_status(main, g, list(main.survival.index)) != "readable"
-    ]
-    blocked = sorted(set(weak) | set(unreadable), key=main.groups.index)
-    if blocked:
-        groups = ", ".join(blocked)
-        targets = [f"(not assessable: {groups} not readable, separable or bounded) {t}"
-                   for t in targets]  # fmt: skip
-    return sentences + targets
+    blocked = {g: "its ceiling is no ceiling" for g in weak}
+    for group in main.groups:
+        status = _group_status(main, group, list(main.survival.index))
+        if status != "readable" and group not in blocked:
+            blocked[group] = status
+    return sentences + _target_sentences(main, trained_objectives(main.survival.index), blocked)
 
 
-def _target_sentences(main: MainTable, trained: list[str]) -> list[str]:
-    """The targets of the product's answer, each checked against the numbers."""
+def _target_sentences(
+    main: MainTable, trained: list[str], blocked: dict[str, str] | None = None
+) -> list[str]:
+    """The targets of the product's answer, each checked against the numbers.
+
+    A target that involves a group the instrument cannot rank (``blocked``: group -> why) is
+    "not assessable", with its numbers for reference only: never "met" or "missed".
+    """
     frame = main.survival
     groups = set(main.groups)
+    blocked = blocked or {}
 
     def value(objective: str, group: str) -> float:
         return _num(frame, objective, group)
 
+    def verdict(target: str, met: bool, involved: list[str], numbers: str) -> str:
+        stopped = [g for g in involved if g in blocked]
+        if stopped:
+            why = "; ".join(f"{g} {blocked[g]}" for g in stopped)
+            return f"Target {target}: not assessable ({why}); for reference {numbers}."
+        return f"Target {target}: {'met' if met else 'missed'} ({numbers})."
+
     out: list[str] = []
     if "clip" in frame.index and "R" in groups:
         r = value("clip", "R")
-        out.append(f"Target `clip` R >= 0.9: {'met' if r >= 0.9 else 'missed'} (R {r:.2f}).")
+        out.append(verdict("`clip` R >= 0.9", r >= 0.9, ["R"], f"`clip` R {r:.2f}"))
     preserving = [o for o in PRESERVING if o in trained]
     needed = {"R": 0.9, "U1": 0.8, "U2": 0.8}
     checked = [g for g in needed if g in groups]
@@ -575,8 +585,12 @@ def _target_sentences(main: MainTable, trained: list[str]) -> list[str]:
     values = ", ".join(f"{g} {value(best, g):.2f}" for g in checked)
     met = all(value(best, g) >= needed[g] for g in checked)
     out.append(
-        "Target best unique-preserving objective R >= 0.9, U1 and U2 >= 0.8: "
-        f"{'met' if met else 'missed'} by `{best}` ({values})."
+        verdict(
+            "best unique-preserving objective R >= 0.9, U1 and U2 >= 0.8",
+            met,
+            checked,
+            f"`{best}` {values}",
+        )
     )
     return out
 
