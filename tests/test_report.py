@@ -185,3 +185,31 @@ def test_depth_table_keeps_backbone_and_projection_apart(probe_run: Path, report
     raised.loc[aligned & (raised["group"] == "R"), "survival"] = depths.loc["clip", "R backbone"]
     sentences = depth_findings(raised)
     assert not any(s.startswith("R") and "`clip`'s projection" in s for s in sentences)
+
+
+def test_confusion_matrices_name_every_class_even_absent_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eo_mmcl.report import plots
+
+    kept: dict[str, object] = {}
+
+    def keep(fig: object, path: Path) -> Path:
+        kept["fig"] = fig
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep)
+    names = ["water", "forest", "cropland", "grassland", "built_up", "bare_soil"]
+    predictions = pd.DataFrame(
+        {"objective": ["clip"] * 4 + ["coral"] * 4, "task": "landcover", "probe": "linear",
+         "depth": "backbone", "store_index": [0, 1, 2, 3] * 2,
+         "y_true": [1, 2, 2, 3] * 2, "y_pred": [1, 2, 3, 3, 2, 2, 2, 3]}
+    )  # fmt: skip
+    plots.confusion_matrices(
+        predictions, "landcover", "linear", "backbone", tmp_path / "c.png",
+        num_classes=6, class_names=names,
+    )  # fmt: skip
+    axes = kept["fig"].axes  # type: ignore[attr-defined]
+    for ax in axes:  # class 0 (absent from the test chips) included, by name, in every panel
+        assert [t.get_text() for t in ax.get_xticklabels()] == names
+        assert [t.get_text() for t in ax.get_yticklabels()] == names

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
@@ -62,9 +63,18 @@ def survival_bars(main: MainTable, path: Path) -> Path:
 
 
 def confusion_matrices(
-    predictions: pd.DataFrame, task: str, probe: str, depth: str, path: Path
+    predictions: pd.DataFrame,
+    task: str,
+    probe: str,
+    depth: str,
+    path: Path,
+    num_classes: int | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Path | None:
     """Confusion matrices of one task's test predictions, one panel per objective (seed 0).
+
+    Every panel has the same rows and columns: all ``num_classes`` classes (also those absent
+    from the test chips), labelled by name where the task names them.
 
     Args:
         predictions: ``predictions.parquet``.
@@ -72,6 +82,8 @@ def confusion_matrices(
         probe: The probe.
         depth: The depth.
         path: Output PNG.
+        num_classes: Classes of the task (default: those seen in the predictions).
+        class_names: Name of each class (default: its number).
 
     Returns:
         The path, or None without predictions.
@@ -85,6 +97,12 @@ def confusion_matrices(
     if not objectives:
         return None
     classes = np.union1d(rows["y_true"].unique(), rows["y_pred"].unique())
+    if num_classes:
+        classes = np.union1d(np.arange(num_classes), classes)
+    names = [
+        str(class_names[c]) if class_names and 0 <= c < len(class_names) else str(c)
+        for c in classes.astype(int)
+    ]
     fig, axes = plt.subplots(1, len(objectives), figsize=(2.6 * len(objectives), 2.6))
     for ax, objective in zip(np.atleast_1d(axes), objectives, strict=True):
         sel = rows[rows["objective"] == objective]
@@ -93,8 +111,8 @@ def confusion_matrices(
         for (i, j), v in np.ndenumerate(matrix):
             ax.text(j, i, str(v), ha="center", va="center", fontsize=7)
         ax.set_title(objective, fontsize=8)
-        ax.set_xticks(range(len(classes)), classes, fontsize=6)
-        ax.set_yticks(range(len(classes)), classes, fontsize=6)
+        ax.set_xticks(range(len(classes)), names, fontsize=6, rotation=90 if class_names else 0)
+        ax.set_yticks(range(len(classes)), names, fontsize=6)
         ax.set_xlabel("predicted", fontsize=7)
     np.atleast_1d(axes)[0].set_ylabel("true", fontsize=7)
     fig.suptitle(f"{task}: {probe} probe, {depth} depth, test chips", fontsize=9)

@@ -288,10 +288,14 @@ def _per_task_blocks(src: Path, table: pd.DataFrame, figures: Path) -> list[Bloc
     )
     if not predictions.empty:
         blocks.append(Block("h2", "Confusion matrices (linear probe, backbone depth, seed 0)"))
+        meta = json.loads((src / META_FILE).read_text()) if (src / META_FILE).exists() else {}
+        tasks = meta.get("tasks", {})
         for task in dict.fromkeys(predictions["task"]):
+            spec = tasks.get(task, {})
             path = plots.confusion_matrices(
-                predictions, task, "linear", "backbone", figures / f"confusion_{task}.png"
-            )
+                predictions, task, "linear", "backbone", figures / f"confusion_{task}.png",
+                num_classes=spec.get("num_classes"), class_names=spec.get("class_names"),
+            )  # fmt: skip
             if path is not None:
                 blocks.append(Block("image", path, f"confusion matrices of {task}"))
     chips = pd.read_parquet(src / CHIPS_FILE) if (src / CHIPS_FILE).exists() else None
