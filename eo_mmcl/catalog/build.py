@@ -17,6 +17,7 @@ from rich.progress import Progress, TaskID
 from eo_mmcl.catalog.pairs import find_pairs
 from eo_mmcl.catalog.scan import RASTER_COLUMNS, Rejection, scan_source
 from eo_mmcl.catalog.sources import SourceDefinition
+from eo_mmcl.catalog.stac import scan_stac_source
 from eo_mmcl.errors import NoPairsError, SourceError
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.io.tables import read_table
@@ -111,7 +112,8 @@ def build_catalog(
             )
         with Progress(disable=not show_progress, transient=True) as progress:
             task = progress.add_task(f"catalog {source.name}", total=len(files))
-            found, bad = scan_source(source, on_file=partial(_advance, progress, task))
+            scan = scan_stac_source if source.stac is not None else scan_source
+            found, bad = scan(source, on_file=partial(_advance, progress, task))
         records.extend(found)
         rejections.extend(bad)
 

@@ -43,7 +43,9 @@ class Rejection:
 
 
 @dataclass(frozen=True)
-class _FileInfo:
+class FileInfo:
+    """What the catalog reads of one raster file (georeferencing, bands, tags)."""
+
     path: Path
     crs: Any
     transform: Any
@@ -57,10 +59,12 @@ class _FileInfo:
 
     @property
     def res(self) -> tuple[float, float]:
+        """Pixel size (x, y), positive."""
         return (abs(self.transform.a), abs(self.transform.e))
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) in the file's CRS."""
         west, north = self.transform.c, self.transform.f
         return (
             west,
@@ -74,12 +78,24 @@ class RejectedFile(Exception):
     """Raised internally when a file cannot enter the catalog; becomes a :class:`Rejection`."""
 
 
-def _read_info(path: Path) -> _FileInfo:
+def read_file_info(path: Path) -> FileInfo:
+    """Open a raster, decode its first and last block, and check it is georeferenced.
+
+    Args:
+        path: The file.
+
+    Returns:
+        What the catalog needs of it.
+
+    Raises:
+        RejectedFile: If it is unreadable, corrupt, without valid pixels, not georeferenced or
+            rotated (the message is the rejection's reason).
+    """
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NotGeoreferencedWarning)
             with rasterio.open(path) as ds:
-                info = _FileInfo(
+                info = FileInfo(
                     path=path,
                     crs=ds.crs,
                     transform=ds.transform,
@@ -133,7 +149,7 @@ def _geodesic_area_km2(geom_4326: BaseGeometry) -> float:
     return abs(area) / 1e6
 
 
-def _fields(rule: SourceRule, match: re.Match[str], info: _FileInfo) -> dict[str, Any]:
+def _fields(rule: SourceRule, match: re.Match[str], info: FileInfo) -> dict[str, Any]:
     values = {
         name: rule.field_value(name, match, info.tags)
         for name in ("sensor", "role", "product", "task", "scene", "datetime", "nodata")
@@ -151,7 +167,7 @@ def _fields(rule: SourceRule, match: re.Match[str], info: _FileInfo) -> dict[str
     return values
 
 
-def _bands_of_file(rule: SourceRule, info: _FileInfo, role: str, task: str | None) -> list[str]:
+def _bands_of_file(rule: SourceRule, info: FileInfo, role: str, task: str | None) -> list[str]:
     if isinstance(rule.bands, tuple):
         bands = list(rule.bands)
     elif role in ("label", "cloud_mask", "parcel_id") and info.count == 1:
@@ -168,16 +184,35 @@ def _bands_of_file(rule: SourceRule, info: _FileInfo, role: str, task: str | Non
     return bands
 
 
-def _record(
+def raster_record(
     source: SourceDefinition,
     rule: SourceRule,
     key: str,
     fields: dict[str, Any],
-    files: list[_FileInfo],
+    files: list[FileInfo],
     bands: list[str],
-    band_files: list[_FileInfo],
+    band_files: list[FileInfo],
     band_indexes: list[int],
 ) -> dict[str, Any]:
+    """One catalog row: a logical raster made of one or more files.
+
+    Args:
+        source: Its source.
+        rule: The rule that read it.
+        key: Its id within the source (the raster id is ``<source>/<key>``).
+        fields: Sensor, role, product, task, scene, datetime, nodata.
+        files: Its files.
+        bands: Its band names, in order.
+        band_files: The file of each band.
+        band_indexes: Each band's 1-based index within its file.
+
+    Returns:
+        The record (the columns of ``rasters.parquet``).
+
+    Raises:
+        RejectedFile: If the files disagree (CRS, data type), the bands are unknown or
+            duplicated, or the files do not overlap.
+    """
     crs = files[0].crs
     if any(f.crs != crs for f in files):
         raise RejectedFile("the files of this raster are in different CRSs")
@@ -247,13 +282,13 @@ def scan_source(
     """
     records: list[dict[str, Any]] = []
     rejections: list[Rejection] = []
-    groups: dict[tuple[str, str], list[tuple[SourceRule, dict[str, Any], _FileInfo, str]]] = {}
+    groups: dict[tuple[str, str], list[tuple[SourceRule, dict[str, Any], FileInfo, str]]] = {}
     rejections += [Rejection(str(p), source.name, "", why) for p, why in source.dead_links()]
     for path in source.files():
         relative = path.relative_to(source.root).as_posix()
         rule_name = ""
         try:
-            info = _read_info(path)
+            info = read_file_info(path)
             rule, match = _first_rule(source, relative, info)
             rule_name = rule.name
             fields = _fields(rule, match, info)
@@ -269,7 +304,7 @@ def scan_source(
             else:
                 bands = _bands_of_file(rule, info, fields["role"], fields["task"])
                 records.append(
-                    _record(
+                    raster_record(
                         source,
                         rule,
                         Path(relative).with_suffix("").as_posix(),
@@ -295,7 +330,7 @@ def scan_source(
             if missing:
                 raise RejectedFile(f"bands missing from the file set: {missing}")
             records.append(
-                _record(source, rule, key[1], fields, infos, bands, infos, [1] * len(infos))
+                raster_record(source, rule, key[1], fields, infos, bands, infos, [1] * len(infos))
             )
         except RejectedFile as err:
             for info in infos:
@@ -304,7 +339,7 @@ def scan_source(
 
 
 def _first_rule(
-    source: SourceDefinition, relative: str, info: _FileInfo
+    source: SourceDefinition, relative: str, info: FileInfo
 ) -> tuple[SourceRule, re.Match[str]]:
     for rule in source.rules:
         match = rule.match(relative, info.tags)

@@ -115,6 +115,8 @@ class SourceDefinition:
         rules: Rules tried in order for each file.
         include: Glob patterns (relative to ``root``) of files to consider.
         description: Free text.
+        stac: STAC input (item, catalog or collection JSON, stac-geoparquet file, or a folder
+            of item JSONs) whose items' assets are the rasters; ``rules`` are then unused.
     """
 
     name: str
@@ -122,6 +124,7 @@ class SourceDefinition:
     rules: tuple[SourceRule, ...]
     include: tuple[str, ...] = ("**/*",)
     description: str = ""
+    stac: Path | None = None
 
     def _candidates(self) -> list[Path]:
         found: set[Path] = set()
@@ -132,7 +135,12 @@ class SourceDefinition:
         )
 
     def files(self) -> list[Path]:
-        """Raster files under the root matching ``include``, sorted for determinism."""
+        """Raster files under the root matching ``include`` (or a STAC input's assets), sorted."""
+        if self.stac is not None:
+            # Imported here: the STAC reader builds on the scanner, which imports this module.
+            from eo_mmcl.catalog.stac import stac_asset_files
+
+            return stac_asset_files(self.stac)
         return [p for p in self._candidates() if p.is_file()]
 
     def dead_links(self) -> list[tuple[Path, str]]:
@@ -141,7 +149,9 @@ class SourceDefinition:
         Returns:
             ``(path, reason)`` per symlink loop or broken link, sorted by path.
         """
-        dead = []
+        dead: list[tuple[Path, str]] = []
+        if self.stac is not None:
+            return dead  # a STAC item's missing asset file is rejected by the STAC reader
         for path in self._candidates():
             if not path.is_symlink() or path.is_file():
                 continue
@@ -296,25 +306,36 @@ def load_source_definition(path: str | Path, root: str | Path | None = None) -> 
 
 
 def resolve_source(spec: str | Path, root: str | Path | None = None) -> SourceDefinition:
-    """Turn a command-line SOURCE (a folder or a YAML definition) into a source definition.
+    """Turn a command-line SOURCE into a source definition.
+
+    A SOURCE is a folder (scanned with the default rules, or read as STAC input when it holds
+    STAC item JSON files), a ``.yaml`` source definition, or STAC input: an item, catalog or
+    collection JSON, or a stac-geoparquet file (:mod:`eo_mmcl.catalog.stac`).
 
     Args:
-        spec: Folder or ``.yaml``/``.yml`` file.
+        spec: The SOURCE.
         root: Root override for YAML definitions.
 
     Returns:
         The source definition.
 
     Raises:
-        ConfigError: If ``spec`` is neither an existing folder nor a YAML file.
+        ConfigError: If ``spec`` is none of these.
     """
+    from eo_mmcl.catalog.stac import folder_has_stac_items, is_stac_file, stac_source
+
     path = Path(spec)
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise ConfigError(f"{path}: source definition not found")
         return load_source_definition(path, root=root)
     if path.is_dir():
-        return folder_source(path)
+        return stac_source(path) if folder_has_stac_items(path) else folder_source(path)
+    if path.is_file() and is_stac_file(path):
+        return stac_source(path)
     if path.exists():
-        raise ConfigError(f"{path}: a SOURCE must be a folder or a .yaml source definition")
-    raise ConfigError(f"{path}: no such folder or source definition")
+        raise ConfigError(
+            f"{path}: a SOURCE must be a folder, a .yaml source definition or STAC input "
+            "(an item, catalog or collection JSON, or a stac-geoparquet file)"
+        )
+    raise ConfigError(f"{path}: no such folder, source definition or STAC file")
