@@ -213,3 +213,20 @@ def test_confusion_matrices_name_every_class_even_absent_ones(
     for ax in axes:  # class 0 (absent from the test chips) included, by name, in every panel
         assert [t.get_text() for t in ax.get_xticklabels()] == names
         assert [t.get_text() for t in ax.get_yticklabels()] == names
+
+
+def test_both_views_render_one_data_model_and_html_is_escaped(tmp_path: Path) -> None:
+    from eo_mmcl.report.render import Block, _render
+
+    blocks = [
+        Block("h1", "Title"),
+        Block("p", "a <script>alert(1)</script> and **bold** and `code`"),
+        Block("list", ["one", "two"]),
+        Block("table", pd.DataFrame({"col": ["x<y"]}, index=pd.Index(["row"], name="name"))),
+    ]
+    page = _render(blocks, tmp_path, "report.html.j2")
+    assert "<script>" not in page and "&lt;script&gt;" in page
+    assert "<b>bold</b>" in page and "<code>code</code>" in page and "x&lt;y" in page
+    text = _render(blocks, tmp_path, "report.md.j2")
+    assert text.startswith("# Title\n\na <script>") and "- one\n- two\n" in text
+    assert "| name | col |" in text and text.endswith("\n")

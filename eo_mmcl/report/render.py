@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,6 +10,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+from markupsafe import Markup, escape
 
 from eo_mmcl.errors import SourceError
 from eo_mmcl.io.atomic import atomic_output
@@ -41,6 +42,7 @@ from eo_mmcl.report.tables import (
     to_markdown,
 )
 
+REPORT_TITLE = "eo_mmcl report"
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
 FIGURES = "figures"
@@ -61,73 +63,43 @@ class Block:
     caption: str = ""
 
 
-def _markdown(blocks: list[Block], root: Path) -> str:
-    out = []
-    for block in blocks:
-        if block.kind == "h1":
-            out.append(f"# {block.content}")
-        elif block.kind == "h2":
-            out.append(f"## {block.content}")
-        elif block.kind == "p":
-            out.append(str(block.content))
-        elif block.kind == "list":
-            out.append("\n".join(f"- {item}" for item in block.content))
-        elif block.kind == "table":
-            out.append(to_markdown(block.content))
-        elif block.kind == "image":
-            out.append(f"![{block.caption}]({Path(block.content).relative_to(root).as_posix()})")
-    return "\n\n".join(out) + "\n"
-
-
-def _inline(text: str) -> str:
-    """Markdown ``**bold**`` and `` `code` `` of generated text, as HTML."""
-    escaped = html.escape(text)
+def _inline(text: str) -> Markup:
+    """Markdown ``**bold**`` and `` `code` `` of generated text, as escaped HTML."""
+    escaped = str(escape(text))
     for mark, tag in (("**", "b"), ("`", "code")):
         parts = escaped.split(mark)
         escaped = "".join(
             part if i % 2 == 0 else f"<{tag}>{part}</{tag}>" for i, part in enumerate(parts)
         )
-    return escaped
+    return Markup(escaped)
 
 
-def _html(blocks: list[Block]) -> str:
-    body = []
-    for block in blocks:
-        if block.kind in ("h1", "h2"):
-            body.append(f"<{block.kind}>{_inline(block.content)}</{block.kind}>")
-        elif block.kind == "p":
-            body.append(f"<p>{_inline(block.content)}</p>")
-        elif block.kind == "list":
-            items = "".join(f"<li>{_inline(i)}</li>" for i in block.content)
-            body.append(f"<ul>{items}</ul>")
-        elif block.kind == "table":
-            frame: pd.DataFrame = block.content
-            head = "".join(
-                f"<th>{_inline(str(c))}</th>" for c in [frame.index.name or "", *frame.columns]
-            )
-            rows = "".join(
-                "<tr>" + "".join(f"<td>{_inline(str(v))}</td>" for v in [i, *r.tolist()]) + "</tr>"
-                for i, r in frame.iterrows()
-            )
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
-        elif block.kind == "image":
-            # Embedded as data URIs: the HTML file is self-contained (mail it, open it offline).
-            data = base64.b64encode(Path(block.content).read_bytes()).decode()
-            alt = html.escape(block.caption)
-            body.append(
-                f'<figure><img src="data:image/png;base64,{data}" alt="{alt}">'
-                f"<figcaption>{_inline(block.caption)}</figcaption></figure>"
-            )
-    style = (
-        "body{font-family:sans-serif;max-width:1100px;margin:2em auto;line-height:1.4}"
-        "table{border-collapse:collapse;font-size:0.85em;margin:1em 0}"
-        "td,th{border:1px solid #bbb;padding:3px 6px;text-align:right}"
-        "th{background:#eee}img{max-width:100%}figcaption{font-size:0.85em;color:#444}"
+def _data_uri(path: str | Path) -> str:
+    # Images are embedded as data URIs: the HTML file is self-contained (mail it, open it
+    # offline).
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode()
+
+
+def _templates(root: Path) -> Environment:
+    """The report's jinja2 templates: one data model (the blocks), HTML and Markdown views."""
+    env = Environment(
+        loader=PackageLoader("eo_mmcl.report", "templates"),
+        autoescape=select_autoescape(["html.j2"]),
+        keep_trailing_newline=True,
+        undefined=StrictUndefined,
     )
-    return (
-        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>eo_mmcl report</title>"
-        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    env.filters.update(
+        inline=_inline,
+        data_uri=_data_uri,
+        markdown_table=to_markdown,
+        relative_to_report=lambda p: Path(p).relative_to(root).as_posix(),
     )
+    return env
+
+
+def _render(blocks: list[Block], root: Path, template: str) -> str:
+    text = _templates(root).get_template(template).render(blocks=blocks, title=REPORT_TITLE)
+    return text.rstrip("\n") + "\n"
 
 
 def _settings(meta: dict[str, Any], table: pd.DataFrame) -> list[str]:
@@ -258,9 +230,9 @@ def build_report(probe_dir: str | Path, out_dir: str | Path) -> Path:
     blocks += [Block("h2", "Settings"), Block("list", _settings(meta, table))]
     out.mkdir(parents=True, exist_ok=True)
     with atomic_output(out / REPORT_MD) as tmp:
-        tmp.write_text(_markdown(blocks, out))
+        tmp.write_text(_render(blocks, out, "report.md.j2"))
     with atomic_output(out / REPORT_HTML) as tmp:
-        tmp.write_text(_html(blocks))
+        tmp.write_text(_render(blocks, out, "report.html.j2"))
     return out / REPORT_HTML
 
 
