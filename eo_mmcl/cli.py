@@ -584,13 +584,20 @@ def probe(
 def report(
     probe_dir: Annotated[Path, typer.Argument(help="Probe folder (eo-mmcl probe output).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Report folder.")] = Path("report"),
+    embed_dir: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--embed-dir",
+            help="eo-mmcl embed folder whose PCA previews the map shows (repeatable).",
+        ),
+    ] = None,
 ) -> None:
-    """Write report.md and a self-contained report.html (tables, findings, plots, maps)."""
+    """Write report.md and a self-contained report.html (tables, findings, plots, a map)."""
     import pandas as pd
 
     from eo_mmcl.report import build_report, format_main, main_table
 
-    path = build_report(probe_dir, output)
+    path = build_report(probe_dir, output, embed_dirs=embed_dir or ())
     main = format_main(main_table(pd.read_parquet(probe_dir / "probes.parquet")), bold="")
     rich_table = Table(title="Survival (best probe, mean ± std over seeds)")
     rich_table.add_column("objective")

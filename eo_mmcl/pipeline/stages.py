@@ -332,7 +332,9 @@ def run_report(ctx: StageContext) -> dict[str, Any]:
     """Write the report (Markdown, self-contained HTML, figures) from the probe stage."""
     from eo_mmcl.report import build_report
 
-    html = build_report(ctx.stage_dir("probe"), ctx.folder)
+    embed = ctx.stage_dir("embed")
+    previews = sorted(p for p in embed.iterdir() if p.is_dir()) if embed.is_dir() else []
+    html = build_report(ctx.stage_dir("probe"), ctx.folder, embed_dirs=previews)
     return {"report": str(html)}
 
 

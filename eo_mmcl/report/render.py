@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from eo_mmcl.probes.run import (
 )
 from eo_mmcl.probes.tasks import GROUP_NAMES
 from eo_mmcl.report import plots
+from eo_mmcl.report.map import leaflet_assets, map_layers
 from eo_mmcl.report.tables import (
     best_choice_table,
     comparison_sentences,
@@ -53,8 +55,9 @@ class Block:
     """One piece of the report, rendered to Markdown and to HTML alike.
 
     Args:
-        kind: ``h1``, ``h2``, ``p``, ``list``, ``table`` or ``image``.
-        content: Text, list of strings, a DataFrame of strings, or an image path.
+        kind: ``h1``, ``h2``, ``p``, ``list``, ``table``, ``image`` or ``map``.
+        content: Text, list of strings, a DataFrame of strings, an image path, or the map's
+            layers (HTML only; the Markdown points to the HTML page).
         caption: Image caption.
     """
 
@@ -98,7 +101,12 @@ def _templates(root: Path) -> Environment:
 
 
 def _render(blocks: list[Block], root: Path, template: str) -> str:
-    text = _templates(root).get_template(template).render(blocks=blocks, title=REPORT_TITLE)
+    leaflet_js, leaflet_css = leaflet_assets() if any(b.kind == "map" for b in blocks) else ("", "")
+    text = (
+        _templates(root)
+        .get_template(template)
+        .render(blocks=blocks, title=REPORT_TITLE, leaflet_js=leaflet_js, leaflet_css=leaflet_css)
+    )
     return text.rstrip("\n") + "\n"
 
 
@@ -144,12 +152,15 @@ def _settings(meta: dict[str, Any], table: pd.DataFrame) -> list[str]:
     return items
 
 
-def build_report(probe_dir: str | Path, out_dir: str | Path) -> Path:
+def build_report(
+    probe_dir: str | Path, out_dir: str | Path, embed_dirs: Sequence[str | Path] = ()
+) -> Path:
     """Write ``report.md``, ``report.html`` and ``figures/`` from a probe run.
 
     Args:
         probe_dir: Output of ``eo-mmcl probe``.
         out_dir: Report folder.
+        embed_dirs: ``eo-mmcl embed`` folders whose PCA previews the map shows as layers.
 
     Returns:
         The path of ``report.html``.
@@ -224,6 +235,19 @@ def build_report(probe_dir: str | Path, out_dir: str | Path) -> Path:
         ),
         Block("table", depths.map(lambda v: f"{v:.2f}" if np.isfinite(v) else "n/a")),
     ]
+    chips_dir = Path(meta["chips_dir"]) if meta.get("chips_dir") else None
+    layers = map_layers(chips_dir, [Path(d) for d in embed_dirs])
+    if layers is not None:
+        blocks += [
+            Block("h2", "Map"),
+            Block(
+                "p",
+                "Scene footprints, the chips of each split and the PCA false-colour previews "
+                "of the exported embeddings, as layers (EPSG:4326; no base map, so that the "
+                "page works offline).",
+            ),
+            Block("map", layers),
+        ]
     bars = plots.survival_bars(main, figures / "survival.png")
     blocks += [Block("h2", "Survival per group"), Block("image", bars, "survival per group")]
     blocks += _per_task_blocks(src, table, figures)
