@@ -230,3 +230,17 @@ def test_both_views_render_one_data_model_and_html_is_escaped(tmp_path: Path) ->
     text = _render(blocks, tmp_path, "report.md.j2")
     assert text.startswith("# Title\n\na <script>") and "- one\n- two\n" in text
     assert "| name | col |" in text and text.endswith("\n")
+
+
+def test_per_task_scores_carry_their_training_seed_count_and_spread() -> None:
+    from eo_mmcl.report.render import score_table
+
+    rows = [
+        {"objective": "clip", "task": "landcover", "probe": "linear", "depth": "backbone",
+         "sensor": "joint", "train_seed": t, "seed": s, "score": score}
+        for t, pair in enumerate(([0.70, 0.80], [0.60, 0.70], [0.80, 0.90]))
+        for s, score in enumerate(pair)
+    ]  # fmt: skip
+    cell = score_table(pd.DataFrame(rows)).loc["landcover / linear / backbone", "clip"]
+    # Per training seed 0.75, 0.65, 0.85: mean 0.75, std 0.10 over 3 seeds (not over 6 rows).
+    assert cell == "0.750 ± 0.100 (n=3)"

@@ -260,15 +260,32 @@ def build_report(
     return out / REPORT_HTML
 
 
-def _per_task_blocks(src: Path, table: pd.DataFrame, figures: Path) -> list[Block]:
-    """Score tables per task, confusion matrices, PCA previews and error maps."""
-    blocks: list[Block] = [Block("h2", "Scores per task")]
+def score_table(table: pd.DataFrame) -> pd.DataFrame:
+    """Test scores per task, probe and depth (rows) and objective (columns), as text.
+
+    Each cell is ``mean ± std (n=N)`` over the N training seeds, the probe seeds of a training
+    seed averaged first: the error bar comes from what varies most.
+
+    Args:
+        table: The tidy probe table.
+
+    Returns:
+        The table of strings.
+    """
     order = objective_order(list(dict.fromkeys(table["objective"])))
     joint = table[table["sensor"] == "joint"] if "sensor" in table else table
-    scores = joint.groupby(["task", "probe", "depth", "objective"])["score"].agg(["mean", "std"])
+    keys = ["task", "probe", "depth", "objective"]
+    per_seed = joint.groupby(keys + (["train_seed"] if "train_seed" in joint else []))[
+        "score"
+    ].mean()
+    scores = per_seed.groupby(level=keys).agg(["mean", "std", "count"])
     wide = (
         scores.apply(
-            lambda r: f"{r['mean']:.3f} ± {0 if np.isnan(r['std']) else r['std']:.3f}", axis=1
+            lambda r: (
+                f"{r['mean']:.3f} ± {0 if np.isnan(r['std']) else r['std']:.3f} "
+                f"(n={int(r['count'])})"
+            ),
+            axis=1,
         )
         .unstack("objective")
         .reindex(columns=[o for o in order if o in set(table["objective"])])
@@ -276,7 +293,21 @@ def _per_task_blocks(src: Path, table: pd.DataFrame, figures: Path) -> list[Bloc
     )
     wide.index = [" / ".join(map(str, i)) for i in wide.index]
     wide.index.name = "task / probe / depth"
-    blocks.append(Block("table", wide))
+    return wide
+
+
+def _per_task_blocks(src: Path, table: pd.DataFrame, figures: Path) -> list[Block]:
+    """Score tables per task, confusion matrices, PCA previews and error maps."""
+    blocks: list[Block] = [
+        Block("h2", "Scores per task"),
+        Block(
+            "p",
+            "Test scores, mean ± standard deviation over training seeds (probe seeds averaged "
+            "inside each); n is the number of training seeds.",
+        ),
+    ]
+    order = objective_order(list(dict.fromkeys(table["objective"])))
+    blocks.append(Block("table", score_table(table)))
     predictions = (
         pd.read_parquet(src / PREDICTIONS_FILE)
         if (src / PREDICTIONS_FILE).exists()
