@@ -406,6 +406,16 @@ def test_stac_items_validate_and_chip_geoparquet(exported: Path, world: dict[str
     manifest = json.loads((exported / "embed_manifest.json").read_text())
     assert manifest["objective"] == "clip" and not (exported / ".embed").exists()
     assert PROJECTION_EXTENSION in raster_item.stac_extensions
+    layout = raster_item.properties["emb:chip_layout"]
+    assert layout == {"type": "sliding_window", "window_px": WINDOW, "stride_px": STRIDE,
+                      "step_px": STEP, "blending": "tent"}  # fmt: skip
+    quantization = raster_item.properties["emb:quantization"]
+    assert quantization["original_data_type"] == "float32"
+    # Provenance: the model checkpoint and the source rasters.
+    sources = {Path(link.href).name for link in raster_item.links if link.rel == "derived_from"}
+    assert world["ckpt"].name in sources and any("_S2_" in n for n in sources)
+    chip_item = next(i for i in items if i.properties["emb:type"] == "chip")
+    assert chip_item.properties["emb:chip_layout"] == {"type": "chip", "chip_size_px": 32}
 
     # Every item is dated from its scenes, the chip tables' too (not the export time).
     def when(item: pystac.Item) -> object:

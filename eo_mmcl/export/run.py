@@ -53,6 +53,7 @@ from eo_mmcl.io.cluster import run_tasks
 from eo_mmcl.io.tables import read_table
 from eo_mmcl.tasks.checkpoint import check_fits_data, check_fits_store
 from eo_mmcl.tiling.reader import RasterReader, RasterSpec
+from eo_mmcl.tiling.store import open_store, store_metadata
 
 PROGRESS_DIR = ".embed"
 MANIFEST_FILE = "embed_manifest.json"
@@ -562,8 +563,10 @@ def export_embeddings(
         result.chip_tables = list(chip_embeddings(model, chips, keys, paths).values())
         # The chips come from the same scenes: their items carry the scenes' dates.
         dates = sorted({datetime.fromisoformat(d) for scene in scenes for d in scene.dates})
+        chip_size = int(store_metadata(open_store(chips))["layout"]["chip_size"])
         items += [
-            _chip_item(model, checkpoint_sha, key, path, dates) for key, path in paths.items()
+            _chip_item(model, checkpoint_sha, key, path, dates, chip_size)
+            for key, path in paths.items()
         ]
     else:
         messages.append("no chip store found: no per-chip GeoParquet written")
@@ -717,10 +720,45 @@ def _finish_raster(
         "proj:code": crs.to_string(),
         "proj:shape": [grid.out_height, grid.out_width],
         "proj:transform": list(transform)[:6],
+        # How a pixel's embedding was made: sliding windows blended between their centres.
+        "emb:chip_layout": {
+            "type": "sliding_window",
+            "window_px": config.window,
+            "stride_px": config.stride,
+            "step_px": config.step,
+            "blending": "tent",
+        },
     }
     when = [datetime.fromisoformat(d) for d in scene.dates]
     geometry = footprint_wgs84(crs, bounds)
-    return embedding_item(stem, geometry, when, properties, assets)
+    item = embedding_item(stem, geometry, when, properties, assets)
+    _link_provenance(item, model, checkpoint_sha, scene.sources)
+    return item
+
+
+def _link_provenance(
+    item: pystac.Item, model: EmbeddingModel, checkpoint_sha: str, sources: Sequence[str]
+) -> None:
+    """Links from an embedding item to the model and the rasters it was computed from.
+
+    Absolute paths: they point outside the export folder, where the inputs stay when the
+    export is copied.
+    """
+    item.add_link(
+        pystac.Link(
+            "derived_from",
+            str(model.path.resolve()),
+            media_type="application/octet-stream",
+            title=f"model checkpoint ({model.objective}, sha256 {checkpoint_sha[:12]})",
+        )
+    )
+    for source in sources:
+        item.add_link(
+            pystac.Link(
+                "derived_from", str(Path(source).resolve()), media_type=COG_MEDIA_TYPE,
+                title="source raster",
+            )
+        )  # fmt: skip
 
 
 def _finished(path: Path, fingerprint: str) -> bool:
@@ -734,7 +772,12 @@ def _finished(path: Path, fingerprint: str) -> bool:
 
 
 def _chip_item(
-    model: EmbeddingModel, checkpoint_sha: str, key: str, path: Path, dates: list[datetime]
+    model: EmbeddingModel,
+    checkpoint_sha: str,
+    key: str,
+    path: Path,
+    dates: list[datetime],
+    chip_size: int,
 ) -> pystac.Item:
     import geopandas as gpd
 
@@ -750,6 +793,8 @@ def _chip_item(
         "emb:type": "chip",
         "emb:dimensions": dims,
         "emb:data_type": "float32",
+        # One pooled embedding per chip of the chip store, the chip whole.
+        "emb:chip_layout": {"type": "chip", "chip_size_px": chip_size},
         "emb:model": {"objective": model.objective, "checkpoint_sha256": checkpoint_sha},
         "eo_mmcl:embedding_key": key,
         "eo_mmcl:chips": len(frame),
@@ -767,7 +812,9 @@ def _chip_item(
             roles=["metadata"],
             title="chip footprints with their first three principal components",
         )
-    return embedding_item(path.stem, geometry, dates, properties, assets)
+    item = embedding_item(path.stem, geometry, dates, properties, assets)
+    _link_provenance(item, model, checkpoint_sha, [])
+    return item
 
 
 def ensure_config(config: EmbedConfig) -> None:
