@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -327,6 +328,39 @@ def test_the_torchgeo_dataset_decodes_every_file_through_its_own_scales(
     want = np.concatenate([left, right], axis=2).astype(np.float32)
     want[0, 1, 1] = want[0, 1, 3] = np.nan  # the 255 codes
     np.testing.assert_allclose(sample, want, rtol=1e-6)
+
+
+def _system_qgis() -> bool:
+    if not Path("/usr/bin/python3").is_file():
+        return False
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import qgis.core"], capture_output=True)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _system_qgis(), reason="python3-qgis is not installed")
+def test_qgis_reads_and_renders_the_uint8_raster(exported_int8: Path, tmp_path: Path) -> None:
+    """QGIS (3.22 on Debian 12, GDAL 3.6) decodes the codes and honours the nodata."""
+    path = next(exported_int8.glob("*_clip_joint.tif"))
+    with rasterio.open(path) as ds:
+        codes = ds.read(1)
+        row, col = map(int, np.argwhere(codes != 255)[0])
+        x, y = ds.xy(row, col)
+        value = codes[row, col] * ds.scales[0] + ds.offsets[0]
+    png = tmp_path / "render.png"
+    done = subprocess.run(
+        ["/usr/bin/python3", str(REPO / "tests" / "qgis_open_raster.py"), str(path), str(png),
+         str(x), str(y)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["valid"] and seen["nodata"] == 255 and seen["band_name"].endswith("E000")
+    assert seen["identify_band1"] == pytest.approx(value, rel=1e-5, abs=1e-6)
+    from PIL import Image
+
+    image = np.asarray(Image.open(png).convert("RGB"))
+    assert image.std() > 10  # a picture, not a blank canvas
 
 
 def test_uint8_quantisation_error_bound_per_band() -> None:
