@@ -504,6 +504,7 @@ def test_landcover_notebook_runs_on_a_plain_export(
     monkeypatch.setenv("EO_MMCL_EMBED_DIR", str(exported))
     monkeypatch.setenv("EO_MMCL_CATALOG_DIR", str(world["catalog"]))
     monkeypatch.setenv("EO_MMCL_EMBEDDING", "joint")
+    monkeypatch.setenv("EO_MMCL_CHIPS_DIR", str(world["chips"]))
     client = nbclient.NotebookClient(
         notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": REPO}}
     )
@@ -512,6 +513,7 @@ def test_landcover_notebook_runs_on_a_plain_export(
         out.get("text", "") for cell in notebook.cells for out in cell.get("outputs", [])
     )
     assert "balanced accuracy on the eastern test part" in printed
+    assert "'train':" in printed  # the chip store's chips of the scene, by split
 
 
 def test_a_copied_export_folder_resolves_inside_the_copy(exported: Path, tmp_path: Path) -> None:
