@@ -36,6 +36,7 @@ lint: install
 	$(BIN)/ruff check eo_mmcl tests benchmarks
 	$(BIN)/ruff format --check eo_mmcl tests benchmarks
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 	$(BIN)/hadolint Dockerfile
 
 format: install

@@ -662,7 +662,7 @@ def study_misalignment(
     OUTPUT/study.parquet and study.csv (best probe's survival per objective, group and value)
     and OUTPUT/study.png. Resumes where it stopped.
     """
-    from eo_mmcl.probes.study import StudyConfig, parse_values, run_misalignment_study
+    from eo_mmcl.pipeline.study import StudyConfig, parse_values, run_misalignment_study
 
     config = StudyConfig(
         knob=knob,

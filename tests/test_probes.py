@@ -339,7 +339,7 @@ def test_study_rejects_bad_knobs_and_values(tmp_path: Path) -> None:
 
 
 def test_study_builds_each_value_from_the_base_pipeline(tmp_path: Path) -> None:
-    from eo_mmcl.probes.study import StudyConfig
+    from eo_mmcl.pipeline.study import StudyConfig
 
     repo = Path(__file__).resolve().parents[1]
     config = StudyConfig(knob="change-fraction", values=(0.2,), epochs=3, seeds=2, scenes=1)
@@ -359,7 +359,7 @@ def test_study_builds_each_value_from_the_base_pipeline(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_misalignment_study_sweeps_a_knob(tmp_path: Path) -> None:
-    from eo_mmcl.probes.study import StudyConfig, run_misalignment_study
+    from eo_mmcl.pipeline.study import StudyConfig, run_misalignment_study
 
     repo = Path(__file__).resolve().parents[1]
     tree = yaml.safe_load((repo / "tests" / "conf" / "pipeline_tiny.yaml").read_text())
