@@ -208,3 +208,19 @@ def test_a_full_disk_deep_in_a_writer_names_the_output_folder(
         "finished outputs are kept, nothing is half-written"
     )
     assert not (out / "tile_manifest.json").exists()
+
+
+def test_the_command_line_loads_without_torch() -> None:
+    """`eo-mmcl --help` (and every command's parsing) must not pay for torch and Lightning."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, eo_mmcl.cli; "
+        "print(sorted(m for m in ('torch', 'lightning') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
+    from eo_mmcl import theory
+
+    assert callable(theory.run_linear_lab)  # the lab still loads on first use

@@ -15,24 +15,69 @@ Markdown ``section.md`` (the ``eo-mmcl theory`` commands call them).
 
 from __future__ import annotations
 
-from eo_mmcl.theory.cca import CCAResult, fit_cca, principal_angles_deg
-from eo_mmcl.theory.data import (
-    LatentDataset,
-    LinearGaussianConfig,
-    MisalignmentConfig,
-    PairedSplit,
-    sample_linear_gaussian,
-    sample_misaligned,
-    sample_misaligned_latents,
-)
-from eo_mmcl.theory.lab import LabOutput, run_linear_lab, run_misalignment_lab
-from eo_mmcl.theory.linear import LinearResults, LinearSweep, run_linear_sweep
-from eo_mmcl.theory.misalignment import MisalignmentSweep, run_misalignment_sweep
-from eo_mmcl.theory.objectives import OBJECTIVES, VectorObjective, build_objective
-from eo_mmcl.theory.probes import kernel_probe_r2, linear_probe_r2
-from eo_mmcl.theory.summary import group_r2
-from eo_mmcl.theory.training import TrainConfig, train_objective
-from eo_mmcl.theory.views import ViewConfig
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from eo_mmcl.theory.cca import CCAResult, fit_cca, principal_angles_deg
+    from eo_mmcl.theory.data import (
+        LatentDataset,
+        LinearGaussianConfig,
+        MisalignmentConfig,
+        PairedSplit,
+        sample_linear_gaussian,
+        sample_misaligned,
+        sample_misaligned_latents,
+    )
+    from eo_mmcl.theory.lab import LabOutput, run_linear_lab, run_misalignment_lab
+    from eo_mmcl.theory.linear import LinearResults, LinearSweep, run_linear_sweep
+    from eo_mmcl.theory.misalignment import MisalignmentSweep, run_misalignment_sweep
+    from eo_mmcl.theory.objectives import OBJECTIVES, VectorObjective, build_objective
+    from eo_mmcl.theory.probes import kernel_probe_r2, linear_probe_r2
+    from eo_mmcl.theory.summary import group_r2
+    from eo_mmcl.theory.training import TrainConfig, train_objective
+    from eo_mmcl.theory.views import ViewConfig
+
+# Loaded on first use (PEP 562): the lab imports torch, and the command line imports this
+# package for its `eo-mmcl theory` commands, so `eo-mmcl --help` would pay for torch otherwise.
+_LAZY = {
+    "CCAResult": "eo_mmcl.theory.cca",
+    "LabOutput": "eo_mmcl.theory.lab",
+    "LatentDataset": "eo_mmcl.theory.data",
+    "LinearGaussianConfig": "eo_mmcl.theory.data",
+    "LinearResults": "eo_mmcl.theory.linear",
+    "LinearSweep": "eo_mmcl.theory.linear",
+    "MisalignmentConfig": "eo_mmcl.theory.data",
+    "MisalignmentSweep": "eo_mmcl.theory.misalignment",
+    "OBJECTIVES": "eo_mmcl.theory.objectives",
+    "PairedSplit": "eo_mmcl.theory.data",
+    "TrainConfig": "eo_mmcl.theory.training",
+    "VectorObjective": "eo_mmcl.theory.objectives",
+    "ViewConfig": "eo_mmcl.theory.views",
+    "build_objective": "eo_mmcl.theory.objectives",
+    "fit_cca": "eo_mmcl.theory.cca",
+    "group_r2": "eo_mmcl.theory.summary",
+    "kernel_probe_r2": "eo_mmcl.theory.probes",
+    "linear_probe_r2": "eo_mmcl.theory.probes",
+    "principal_angles_deg": "eo_mmcl.theory.cca",
+    "run_linear_lab": "eo_mmcl.theory.lab",
+    "run_linear_sweep": "eo_mmcl.theory.linear",
+    "run_misalignment_lab": "eo_mmcl.theory.lab",
+    "run_misalignment_sweep": "eo_mmcl.theory.misalignment",
+    "sample_linear_gaussian": "eo_mmcl.theory.data",
+    "sample_misaligned": "eo_mmcl.theory.data",
+    "sample_misaligned_latents": "eo_mmcl.theory.data",
+    "train_objective": "eo_mmcl.theory.training",
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Import the submodule that defines ``name`` on first access."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "OBJECTIVES",

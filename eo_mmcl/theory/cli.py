@@ -10,16 +10,16 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import pandas as pd
 import typer
 from rich.table import Table
 
 from eo_mmcl.console import console, err_console, reports_errors
-from eo_mmcl.theory import lab, linear, misalignment, section
-from eo_mmcl.theory.training import TrainConfig
-from eo_mmcl.theory.views import ViewConfig
+
+if TYPE_CHECKING:
+    from eo_mmcl.theory.lab import LabOutput
 
 T = TypeVar("T")
 
@@ -88,7 +88,9 @@ def _list_help(what: str, default: Sequence[object]) -> str:
     return f"{what} (comma-separated or repeated) [default: {shown}]"
 
 
-def _report(output: lab.LabOutput, n_runs: int) -> None:
+def _report(output: LabOutput, n_runs: int) -> None:
+    from eo_mmcl.theory import lab
+
     if output.reused:
         console.print(
             f"{output.out_dir} is complete; nothing to do (use --force to rerun)", markup=False
@@ -163,6 +165,11 @@ def linear_command(
     and u2, swept over embedding dimension, variance ratio, noise and temperature. Writes
     OUT_DIR/results.csv, cca_angles.csv, linear_r2.png, linear_cca_angles.png and section.md.
     """
+    # The lab (and torch) load only when a theory command runs, not for `eo-mmcl --help`.
+    from eo_mmcl.theory import lab, linear, section
+    from eo_mmcl.theory.training import TrainConfig
+    from eo_mmcl.theory.views import ViewConfig
+
     defaults = linear.LinearSweep()
     sweep = linear.LinearSweep(
         embedding_dims=parse_list(embedding_dims, int, defaults.embedding_dims, "--embedding-dims"),
@@ -245,6 +252,9 @@ def misalignment_command(
     R^2 of every factor from the modality-1 embedding. Writes OUT_DIR/results.csv,
     misalignment_r2.png and section.md.
     """
+    from eo_mmcl.theory import lab, misalignment, section
+    from eo_mmcl.theory.training import TrainConfig
+
     defaults = misalignment.MisalignmentSweep()
     sweep = misalignment.MisalignmentSweep(
         theta_sizes=parse_list(theta_sizes, int, defaults.theta_sizes, "--theta-sizes"),
