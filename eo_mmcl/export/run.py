@@ -477,13 +477,7 @@ def export_embeddings(
         raise SourceError(f"{catalog_dir}: no {RASTERS_FILE} (run eo-mmcl catalog first)")
     ensure_config(config)
     messages: list[str] = []
-    dtype = resolve_dtype(config.dtype)  # validates --dtype before any work
-    if dtype != config.dtype:
-        messages.append(
-            f"--dtype {config.dtype} writes {dtype} (codes 0..254, nodata {UINT8_NODATA}, a "
-            "scale and offset per band): GDAL before 3.7 and QGIS 3.22 misread signed 8-bit"
-        )
-        config = replace(config, dtype=dtype)
+    config = _stored_type(config, messages)  # validates --dtype before any work
     model = EmbeddingModel.load(checkpoint)
     config = config.resolved(default_window(model.meta))
     scenes, s2_only = plan_scenes(catalog_dir, model, messages)
@@ -815,6 +809,21 @@ def _chip_item(
     item = embedding_item(path.stem, geometry, dates, properties, assets)
     _link_provenance(item, model, checkpoint_sha, [])
     return item
+
+
+def _stored_type(config: EmbedConfig, messages: list[str]) -> EmbedConfig:
+    """The config with ``dtype`` as stored: an alias (``int8``) becomes its type, with a note.
+
+    Raises:
+        ConfigError: If the dtype is unknown.
+    """
+    dtype = resolve_dtype(config.dtype)
+    if dtype != config.dtype:
+        messages.append(
+            f"--dtype {config.dtype} writes {dtype} (codes 0..254, nodata {UINT8_NODATA}, a "
+            "scale and offset per band): GDAL before 3.7 and QGIS 3.22 misread signed 8-bit"
+        )
+    return replace(config, dtype=dtype)
 
 
 def ensure_config(config: EmbedConfig) -> None:
