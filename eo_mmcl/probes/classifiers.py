@@ -411,7 +411,11 @@ def _predict_maps(
     full = np.full((len(tokens), num_classes), -np.inf, dtype=np.float32)
     full[:, head.classes_] = scores
     grid = torch.from_numpy(full.reshape(n, h, w, num_classes)).permute(0, 3, 1, 2)
-    grid = torch.nan_to_num(grid, neginf=-1e9)
+    return _upsampled_argmax(torch.nan_to_num(grid, neginf=-1e9), size)
+
+
+def _upsampled_argmax(grid: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+    """Per-pixel classes from (N, K, h, w) feature-grid scores: bilinear upsampling, argmax."""
     up = F.interpolate(grid, size=size, mode="bilinear", align_corners=False)
     return up.argmax(dim=1).numpy().astype(np.uint8)
 
@@ -556,9 +560,7 @@ def _vote_maps(
     """Per-pixel classes: the grid cells' normalised votes, bilinearly upsampled, argmax."""
     n, h, w = grid
     proba = votes / votes.sum(dim=1, keepdim=True)
-    maps = proba.reshape(n, h, w, -1).permute(0, 3, 1, 2)
-    up = F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
-    return up.argmax(dim=1).numpy().astype(np.uint8)
+    return _upsampled_argmax(proba.reshape(n, h, w, -1).permute(0, 3, 1, 2), size)
 
 
 def segmentation_knn_probe(
