@@ -20,7 +20,7 @@ import rasterio
 
 from eo_mmcl.geo import RasterGrid
 from eo_mmcl.simulate import SimulationConfig, simulate_scenes
-from eo_mmcl.simulate.scene import _profile
+from eo_mmcl.simulate.rasters import raster_profile
 
 
 def _write_only(folder: Path, size: int) -> float:
@@ -37,7 +37,9 @@ def _write_only(folder: Path, size: int) -> float:
             data = rng.normal(-12, 3, size=(count, g.height, g.width)).astype(dtype)
         else:
             data = rng.integers(0, 6, size=(count, g.height, g.width)).astype(dtype)
-        with rasterio.open(folder / f"ref{i}.tif", "w", **_profile(g, count, dtype, nodata)) as ds:
+        with rasterio.open(
+            folder / f"ref{i}.tif", "w", **raster_profile(g, count, dtype, nodata)
+        ) as ds:
             ds.write(data)
     return time.perf_counter() - start
 

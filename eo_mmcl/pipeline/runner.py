@@ -126,6 +126,47 @@ def _detach_logging(handlers: list[logging.Handler]) -> None:
         handler.close()
 
 
+def _stage_inputs(
+    config: PipelineConfig, stage: str, stages: list[str], run_dir: Path, base: Path
+) -> dict[str, Any]:
+    """Digest what a stage reads: its upstream stages' outputs and the catalog's sources.
+
+    Digests are of contents, not times, so that a changed input reruns the stage.
+    """
+    inputs: dict[str, Any] = {}
+    for upstream in DEPENDS[stage]:
+        if upstream not in stages:
+            continue
+        previous = StageManifest.read(run_dir / upstream)
+        inputs[upstream] = _digest_of(previous.outputs) if previous else None
+    if stage == "catalog" and config.catalog.sources:
+        inputs["sources"] = _source_inputs(config, base)
+    return inputs
+
+
+def _run_stage(
+    function: Callable[[StageContext], dict[str, Any]],
+    ctx: StageContext,
+    record: StageManifest,
+) -> tuple[float, dict[str, Any]]:
+    """Run one stage between its "running" and "complete" manifests.
+
+    Returns:
+        The stage's seconds and its summary.
+    """
+    ctx.folder.mkdir(parents=True, exist_ok=True)
+    record.write(ctx.folder)
+    start_time = time.perf_counter()
+    summary = function(ctx)
+    seconds = time.perf_counter() - start_time
+    record.outputs = tree_digest(outputs_of(record.stage, ctx), ctx.folder)
+    record.status, record.finished = "complete", now()
+    record.seconds, record.summary = round(seconds, 2), summary
+    record.write(ctx.folder)
+    log.info("%s: done in %.1f s %s", record.stage, seconds, summary)
+    return seconds, summary
+
+
 def run_pipeline(
     config: PipelineConfig,
     base: Path | None = None,
@@ -175,14 +216,7 @@ def run_pipeline(
         outcomes: list[StageOutcome] = []
         for index, stage in enumerate(stages):
             folder = run_dir / stage
-            inputs: dict[str, Any] = {}
-            for upstream in DEPENDS[stage]:
-                if upstream not in stages:
-                    continue
-                previous = StageManifest.read(run_dir / upstream)
-                inputs[upstream] = _digest_of(previous.outputs) if previous else None
-            if stage == "catalog" and config.catalog.sources:
-                inputs["sources"] = _source_inputs(config, base)
+            inputs = _stage_inputs(config, stage, stages, run_dir, base)
             settings = stage_config(config, stage, base)
             stage_print = fingerprint(settings, inputs)
             manifest = StageManifest.read(folder)
@@ -215,9 +249,7 @@ def run_pipeline(
             )
             restart = not resuming and (manifest is not None or forced)
             log.info("%s: %s", stage, "resuming" if resuming else "running")
-            folder.mkdir(parents=True, exist_ok=True)
             record = StageManifest(stage, "running", stage_print, settings, inputs)
-            record.write(folder)
             ctx = StageContext(
                 config=config,
                 run_dir=run_dir,
@@ -227,14 +259,7 @@ def run_pipeline(
                 fingerprint=stage_print,
                 show_progress=show_progress,
             )
-            start_time = time.perf_counter()
-            summary = functions[stage](ctx)
-            seconds = time.perf_counter() - start_time
-            record.outputs = tree_digest(outputs_of(stage, ctx), folder)
-            record.status, record.finished = "complete", now()
-            record.seconds, record.summary = round(seconds, 2), summary
-            record.write(folder)
-            log.info("%s: done in %.1f s %s", stage, seconds, summary)
+            seconds, summary = _run_stage(functions[stage], ctx, record)
             status = "resumed" if resuming else "ran"
             outcomes.append(StageOutcome(stage, status, seconds, summary))
         return outcomes

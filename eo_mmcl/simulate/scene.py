@@ -4,117 +4,34 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import rasterio
-from pyproj import Transformer
 from rasterio.warp import calculate_default_transform
 from rich.progress import Progress
 
 from eo_mmcl import __version__
-from eo_mmcl.bands import S2_L2A_BANDS
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.geo.grid import RasterGrid
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.simulate.config import SimulationConfig
 from eo_mmcl.simulate.fields import MapCoordinates
 from eo_mmcl.simulate.landcover import LANDCOVER_CLASSES
+from eo_mmcl.simulate.layout import (
+    BLOCK,
+    LABEL_NODATA,
+    LABEL_TASKS,
+    S2_PIXEL_M,
+    SCENE_GAP_M,
+    SimulatedScene,
+    scene_files,
+)
+from eo_mmcl.simulate.rasters import SceneModel, write_s1_raster, write_s2_rasters
 from eo_mmcl.simulate.sensors import S1Model, S2Model
 from eo_mmcl.simulate.world import ParcelWorld
 
-#: Label tasks written as rasters on the S2 grid, with the information group each one needs.
-LABEL_TASKS: dict[str, str] = {
-    "landcover": "R",
-    "s1_unique": "U1",
-    "s2_unique": "U2",
-    "synergy": "S",
-}
-LABEL_NODATA = 255
-CLOUD_NODATA = 255
-PARCEL_NODATA = -1
-S2_NODATA = 0
-BLOCK = 256
-#: Across-track heading of the simulated S1 swath: its edges cut the raster's corners (NaN).
-S1_SWATH_HEADING_DEG = 12.0
-S2_PIXEL_M = 10.0
-SCENE_GAP_M = 5_000.0
-ACQUISITION_TIME = "T10:00:00Z"
-
-
-@dataclass(frozen=True)
-class SimulatedScene:
-    """Paths of one simulated scene pair.
-
-    Args:
-        scene_id: Scene identifier (file name prefix).
-        s2: S2 L2A GeoTIFF.
-        s1: S1 GRD GeoTIFF.
-        labels: Label raster per task.
-        cloud_mask: S2 cloud mask raster.
-        parcel_ids: Parcel id raster on the S2 grid.
-        sidecar: JSON with every latent parameter and knob.
-    """
-
-    scene_id: str
-    s2: Path
-    s1: Path
-    labels: dict[str, Path]
-    cloud_mask: Path
-    parcel_ids: Path
-    sidecar: Path
-
-
-def scene_files(out_dir: Path, scene_id: str, config: SimulationConfig) -> SimulatedScene:
-    """Names of a scene's files: sensor and acquisition date are in every raster's name.
-
-    Args:
-        out_dir: Output folder.
-        scene_id: Scene identifier (no underscores).
-        config: Simulation config (for the dates).
-
-    Returns:
-        The scene's paths.
-    """
-    d2 = config.s2_datetime.strftime("%Y%m%d")
-    d1 = config.s1_datetime.strftime("%Y%m%d")
-    return SimulatedScene(
-        scene_id=scene_id,
-        s2=out_dir / f"{scene_id}_S2_{d2}.tif",
-        s1=out_dir / f"{scene_id}_S1_{d1}.tif",
-        labels={t: out_dir / f"{scene_id}_label-{t}_{d2}.tif" for t in LABEL_TASKS},
-        cloud_mask=out_dir / f"{scene_id}_cloudmask_{d2}.tif",
-        parcel_ids=out_dir / f"{scene_id}_parcelid_{d2}.tif",
-        sidecar=out_dir / f"{scene_id}_truth.json",
-    )
-
-
-def _profile(grid: RasterGrid, count: int, dtype: str, nodata: float | int) -> dict[str, Any]:
-    tiled = grid.width >= BLOCK and grid.height >= BLOCK
-    profile: dict[str, Any] = {
-        "driver": "GTiff",
-        "width": grid.width,
-        "height": grid.height,
-        "count": count,
-        "dtype": dtype,
-        "crs": grid.crs,
-        "transform": grid.transform,
-        "nodata": nodata,
-        "compress": "deflate",
-        "predictor": 3 if dtype.startswith("float") else 2,
-        "interleave": "band",
-        "BIGTIFF": "IF_SAFER",
-    }
-    if tiled:
-        profile.update(tiled=True, blockxsize=BLOCK, blockysize=BLOCK)
-    return profile
-
-
-def _block_rng(seed: int, scene: int, stream: int, block: int) -> np.random.Generator:
-    # One independent stream per (scene, sensor, block): blocks can be rendered in any order.
-    return np.random.default_rng(np.random.SeedSequence([seed, scene, stream, block]))
+__all__ = ["LABEL_TASKS", "SimulatedScene", "scene_files", "simulate_scenes"]
 
 
 def _s1_world_grid(config: SimulationConfig, s2: RasterGrid) -> tuple[RasterGrid, RasterGrid]:
@@ -134,15 +51,6 @@ def _s1_world_grid(config: SimulationConfig, s2: RasterGrid) -> tuple[RasterGrid
         return world, world
     transform, width, height = calculate_default_transform(s2.crs, dst_crs, n, n, *world.bounds)
     return RasterGrid(dst_crs, transform, int(width), int(height)), world
-
-
-def _s1_valid(x: np.ndarray, y: np.ndarray, footprint: RasterGrid) -> np.ndarray:
-    """Pixels inside the simulated S1 swath (a rotated strip whose edges cut two corners)."""
-    west, south, east, north = footprint.bounds
-    cx, cy = (west + east) / 2, (south + north) / 2
-    theta = np.deg2rad(S1_SWATH_HEADING_DEG)
-    across = (x - cx) * np.cos(theta) + (y - cy) * np.sin(theta)
-    return np.abs(across) <= 0.48 * (east - west)
 
 
 def _scene_is_current(files: SimulatedScene, meta: dict[str, Any]) -> bool:
@@ -204,6 +112,26 @@ def simulate_scenes(
 def _simulate_one(
     files: SimulatedScene, config: SimulationConfig, index: int, progress: Progress, task: Any
 ) -> None:
+    scene = _scene_model(files, config, index)
+    progress.update(
+        task,
+        total=len(scene.s2_grid.row_windows(BLOCK)) + len(scene.s1_grid.row_windows(BLOCK)),
+    )
+    cloud_pixels = write_s2_rasters(scene, progress, task)
+    write_s1_raster(scene, progress, task)
+    signatures = {
+        "s2_reflectance": np.round(scene.s2_model.parcel_reflectance(), 5).tolist(),
+        "s1_sigma0_db": np.round(scene.s1_model.parcel_sigma0_db(), 4).tolist(),
+    }
+    sidecar = _sidecar(
+        files, config, scene.world, scene.s2_grid, scene.s1_grid, cloud_pixels, signatures
+    )
+    with atomic_output(files.sidecar) as tmp:
+        tmp.write_text(json.dumps(sidecar, indent=1, sort_keys=True))
+
+
+def _scene_model(files: SimulatedScene, config: SimulationConfig, index: int) -> SceneModel:
+    """Lay out a scene's grids and draw its parcel world and sensor models."""
     rng = np.random.default_rng(np.random.SeedSequence([config.seed, index]))
     west = config.origin[0] + index * (config.size * S2_PIXEL_M + SCENE_GAP_M)
     s2_grid = RasterGrid.from_origin(
@@ -226,129 +154,7 @@ def _simulate_one(
     s1_model = S1Model(world, rng, config.sar_unique_strength_db, config.enl)
     # The cloud threshold is a quantile over the scene: a grid decimated 8x is plenty.
     s2_model.calibrate_clouds(MapCoordinates(*s2_grid.pixel_centre_axes(step=8), is_grid=True))
-
-    s2_windows = s2_grid.row_windows(BLOCK)
-    s1_windows = s1_grid.row_windows(BLOCK)
-    progress.update(task, total=len(s2_windows) + len(s1_windows))
-    attrs = world.attributes
-    label_sources = {
-        "landcover": attrs.landcover_s2,
-        "s1_unique": attrs.s1_unique,
-        "s2_unique": attrs.s2_unique,
-        "synergy": attrs.synergy,
-    }
-    s2_date = config.s2_datetime.isoformat() + ACQUISITION_TIME
-    s1_date = config.s1_datetime.isoformat() + ACQUISITION_TIME
-    k = config.unique_classes
-    common_tags = {"SCENE_ID": files.scene_id, "SIMULATED": "true", "GENERATOR": "eo_mmcl"}
-    cloud_pixels = 0
-
-    # All S2-grid rasters are written together, block by block, so each block is rendered once.
-    with (
-        atomic_output(files.s2) as s2_tmp,
-        atomic_output(files.cloud_mask) as cloud_tmp,
-        atomic_output(files.parcel_ids) as parcel_tmp,
-        atomic_output(files.labels["landcover"]) as lc_tmp,
-        atomic_output(files.labels["s1_unique"]) as u1_tmp,
-        atomic_output(files.labels["s2_unique"]) as u2_tmp,
-        atomic_output(files.labels["synergy"]) as syn_tmp,
-    ):
-        label_tmps = {"landcover": lc_tmp, "s1_unique": u1_tmp, "s2_unique": u2_tmp}
-        label_tmps["synergy"] = syn_tmp
-        s2_ds = rasterio.open(s2_tmp, "w", **_profile(s2_grid, 12, "uint16", S2_NODATA))
-        cloud_ds = rasterio.open(cloud_tmp, "w", **_profile(s2_grid, 1, "uint8", CLOUD_NODATA))
-        parcel_ds = rasterio.open(parcel_tmp, "w", **_profile(s2_grid, 1, "int32", PARCEL_NODATA))
-        label_ds = {
-            t: rasterio.open(p, "w", **_profile(s2_grid, 1, "uint8", LABEL_NODATA))
-            for t, p in label_tmps.items()
-        }
-        try:
-            s2_ds.descriptions = S2_L2A_BANDS
-            s2_ds.update_tags(
-                SENSOR="S2",
-                PRODUCT="L2A",
-                ROLE="image",
-                ACQUISITION_DATETIME=s2_date,
-                BOA_QUANTIFICATION_VALUE="10000",
-                **common_tags,
-            )
-            cloud_ds.descriptions = ("cloud",)
-            cloud_ds.update_tags(
-                SENSOR="S2",
-                ROLE="cloud_mask",
-                ACQUISITION_DATETIME=s2_date,
-                VALUES="0=clear 1=cloud",
-                **common_tags,
-            )
-            parcel_ds.descriptions = ("parcel_id",)
-            parcel_ds.update_tags(
-                SENSOR="S2", ROLE="parcel_id", ACQUISITION_DATETIME=s2_date, **common_tags
-            )
-            for t, ds in label_ds.items():
-                ds.descriptions = (t,)
-                ds.update_tags(
-                    SENSOR="S2",
-                    ROLE="label",
-                    TASK=t,
-                    INFORMATION_GROUP=LABEL_TASKS[t],
-                    NUM_CLASSES=str(len(LANDCOVER_CLASSES) if t == "landcover" else k),
-                    CLASS_NAMES=",".join(LANDCOVER_CLASSES) if t == "landcover" else "",
-                    ACQUISITION_DATETIME=s2_date,
-                    **common_tags,
-                )
-            for b, window in enumerate(s2_windows):
-                coords = MapCoordinates(*s2_grid.pixel_centre_axes(window), is_grid=True)
-                dn, ids, cloud = s2_model.render(coords, _block_rng(config.seed, index, 2, b))
-                s2_ds.write(dn, window=window)
-                cloud_ds.write(cloud.astype(np.uint8), 1, window=window)
-                cloud_pixels += int(cloud.sum())
-                parcel_ds.write(ids, 1, window=window)
-                for t, ds in label_ds.items():
-                    ds.write(label_sources[t][ids].astype(np.uint8), 1, window=window)
-                progress.advance(task)
-        finally:
-            for ds in [s2_ds, cloud_ds, parcel_ds, *label_ds.values()]:
-                ds.close()
-
-    to_world = (
-        None
-        if s1_grid.crs == s2_grid.crs
-        else Transformer.from_crs(s1_grid.crs, s2_grid.crs, always_xy=True)
-    )
-    dx, dy = config.coregistration_shift_m
-    s1_profile = _profile(s1_grid, 2, "float32", float("nan"))
-    with atomic_output(files.s1) as s1_tmp, rasterio.open(s1_tmp, "w", **s1_profile) as ds:
-        ds.descriptions = ("VV", "VH")
-        ds.update_tags(
-            SENSOR="S1",
-            PRODUCT="GRD",
-            ROLE="image",
-            ACQUISITION_DATETIME=s1_date,
-            UNITS="dB",
-            QUANTITY="sigma0",
-            ENL=str(config.enl),
-            **common_tags,
-        )
-        for b, window in enumerate(s1_windows):
-            if to_world is None:
-                coords = MapCoordinates(*s1_grid.pixel_centre_axes(window), is_grid=True)
-            else:
-                px, py = to_world.transform(*s1_grid.pixel_centres(window))
-                coords = MapCoordinates(np.asarray(px), np.asarray(py), is_grid=False)
-            # A geolocation error of (dx, dy): the pixel labelled at p sees the ground at p-d.
-            ground = coords.shifted(-dx, -dy)
-            sigma0 = s1_model.render(ground, _block_rng(config.seed, index, 1, b))
-            sigma0[:, ~_s1_valid(*coords.mesh(), s1_world)] = np.nan
-            ds.write(sigma0, window=window)
-            progress.advance(task)
-
-    signatures = {
-        "s2_reflectance": np.round(s2_model.parcel_reflectance(), 5).tolist(),
-        "s1_sigma0_db": np.round(s1_model.parcel_sigma0_db(), 4).tolist(),
-    }
-    sidecar = _sidecar(files, config, world, s2_grid, s1_grid, cloud_pixels, signatures)
-    with atomic_output(files.sidecar) as tmp:
-        tmp.write_text(json.dumps(sidecar, indent=1, sort_keys=True))
+    return SceneModel(files, config, index, world, s2_model, s1_model, s2_grid, s1_grid, s1_world)
 
 
 def _grid_dict(grid: RasterGrid) -> dict[str, Any]:
