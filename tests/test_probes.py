@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -258,12 +260,31 @@ def test_probe_command_writes_the_tidy_table(probe_run: Path, probe_chips_dir: P
     assert (probe_run / "embeddings" / "clip__projection.parquet").exists()
 
 
+def test_probe_fingerprint_follows_contents_not_times(tmp_path: Path) -> None:
+    from eo_mmcl.probes.run import _fingerprint
+
+    chips = tmp_path / "chips"
+    chips.mkdir()
+    (chips / "tile_manifest.json").write_text("{}")
+    ckpt = tmp_path / "a.ckpt"
+    ckpt.write_bytes(b"weights")
+    config = ProbeConfig(seeds=1, probes=("linear",))
+    first = _fingerprint(chips, [ckpt], None, config)
+    os.utime(ckpt, ns=(1, 1))
+    assert _fingerprint(chips, [ckpt], None, config) == first
+    ckpt.write_bytes(b"other weights")
+    assert _fingerprint(chips, [ckpt], None, config) != first
+
+
 def test_probe_rerun_is_a_no_op_and_embeddings_round_trip(
     probe_run: Path, probe_chips_dir: Path, tmp_path: Path
 ) -> None:
     runner = CliRunner()
     ckpts = pd.read_parquet(probe_run / "probes.parquet")["checkpoint"].unique()
     ckpts = [c for c in ckpts if c.endswith(".ckpt")]
+    # A touched checkpoint (new modification time, same bytes) is not a changed input.
+    for c in ckpts:
+        os.utime(c, ns=(time.time_ns(), time.time_ns() + 10**9))
     again = runner.invoke(
         app,
         ["probe", "--chips", str(probe_chips_dir), "-o", str(probe_run), "--seeds", "2",

@@ -7,7 +7,6 @@ needs nothing else.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,22 +37,6 @@ NEEDS: dict[str, tuple[str, ...]] = {
     "proj_u2": ("s2",),
     "unique_s2": ("s2",),
 }
-
-
-def sha256_file(path: str | Path) -> str:
-    """SHA-256 of a file, read in 1 MiB blocks.
-
-    Args:
-        path: The file.
-
-    Returns:
-        The hex digest.
-    """
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass

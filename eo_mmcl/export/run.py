@@ -44,12 +44,13 @@ from eo_mmcl.catalog.build import (
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.export.chips import chip_embeddings, footprints_path
 from eo_mmcl.export.cog import UINT8_NODATA, Quantisation, resolve_dtype, write_embedding_cog
-from eo_mmcl.export.model import NEEDS, EmbeddingModel, sha256_file
+from eo_mmcl.export.model import NEEDS, EmbeddingModel
 from eo_mmcl.export.preview import pca_preview
 from eo_mmcl.export.stac import COG_MEDIA_TYPE, embedding_item, footprint_wgs84, write_catalog
 from eo_mmcl.export.windows import WindowGrid, blend, tent_weights, window_views
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.io.cluster import run_tasks
+from eo_mmcl.io.digest import json_digest, sha256_file
 from eo_mmcl.io.tables import read_table
 from eo_mmcl.tasks.checkpoint import check_fits_data, check_fits_store
 from eo_mmcl.tiling.reader import RasterReader, RasterSpec
@@ -387,8 +388,6 @@ def default_window(meta: dict[str, Any]) -> int:
 def _fingerprint(
     checkpoint_sha: str, catalog_dir: Path, config: EmbedConfig, keys: Sequence[str]
 ) -> str:
-    import hashlib
-
     payload = {
         "checkpoint": checkpoint_sha,
         "rasters": sha256_file(catalog_dir / RASTERS_FILE),
@@ -399,7 +398,7 @@ def _fingerprint(
         "block": _block_side(config),
         "version": __version__,
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return json_digest(payload)
 
 
 # -- running ---------------------------------------------------------------------------------

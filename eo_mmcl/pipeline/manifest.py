@@ -9,7 +9,6 @@ source files), so a stage reruns exactly when something it depends on changed.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import importlib.metadata
 import json
 import platform
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from eo_mmcl.io import atomic_output
+from eo_mmcl.io.digest import json_digest, sha256_file
 
 MANIFEST: Final = "stage_manifest.json"
 
@@ -27,24 +27,6 @@ VERSIONED_PACKAGES: Final = (
     "eo_mmcl", "torch", "torchgeo", "lightning", "timm", "rasterio", "zarr", "dask",
     "numpy", "geopandas",
 )  # fmt: skip
-
-_CHUNK = 1 << 20
-
-
-def file_digest(path: Path) -> str:
-    """BLAKE2b digest of a file's content.
-
-    Args:
-        path: The file.
-
-    Returns:
-        Hex digest (32 hex characters).
-    """
-    digest = hashlib.blake2b(digest_size=16)
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _files(paths: Iterable[Path]) -> list[Path]:
@@ -78,7 +60,7 @@ def tree_digest(paths: Iterable[Path], root: Path) -> dict[str, dict[str, Any]]:
     return {
         str(p.relative_to(root)) if p.is_relative_to(root) else str(p): {
             "size": p.stat().st_size,
-            "digest": file_digest(p),
+            "digest": sha256_file(p),
         }
         for p in _files(paths)
     }
@@ -94,8 +76,7 @@ def fingerprint(config: Any, inputs: Mapping[str, Any]) -> str:
     Returns:
         Hex digest.
     """
-    text = json.dumps({"config": config, "inputs": inputs}, sort_keys=True, default=str)
-    return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+    return json_digest({"config": config, "inputs": inputs})
 
 
 def package_versions() -> dict[str, str]:

@@ -16,6 +16,7 @@ import pandas as pd
 from eo_mmcl import __version__
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.io.atomic import atomic_output
+from eo_mmcl.io.digest import json_digest, sha256_file
 from eo_mmcl.probes.classifiers import (
     ProbeResult,
     knn_probe,
@@ -143,14 +144,14 @@ def parse_keys(specs: Sequence[str]) -> dict[str, dict[str, str]]:
 def _fingerprint(
     chips_dir: Path, checkpoints: Sequence[Path], embeddings_dir: Path | None, config: ProbeConfig
 ) -> str:
+    # Contents, not modification times: a touched file changes nothing, a rewritten one does.
     parts: list[Any] = [__version__, str(chips_dir.resolve()), config.__dict__]
     for path in [*checkpoints, chips_dir / "tile_manifest.json"]:
-        stat = path.stat()
-        parts.append([str(path.resolve()), stat.st_size, stat.st_mtime_ns])
+        parts.append([str(path.resolve()), sha256_file(path)])
     if embeddings_dir is not None:
         tables = find_embedding_tables(embeddings_dir)
-        parts += [[str(t.path), t.path.stat().st_mtime_ns] for t in tables]
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+        parts += [[str(t.path), sha256_file(t.path)] for t in tables]
+    return json_digest(parts)
 
 
 def _train_rows(labels: ChipLabels, fraction: float, train_seed: int, seed: int) -> np.ndarray:

@@ -36,7 +36,7 @@ from eo_mmcl.catalog.build import PAIRS_FILE, RASTERS_FILE, read_catalog, requir
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.io.cluster import run_tasks
-from eo_mmcl.io.digest import sha256_file
+from eo_mmcl.io.digest import json_digest, sha256_file
 from eo_mmcl.tiling.integrity import INTEGRITY_KEY, describe_store, reusable
 from eo_mmcl.tiling.plan import ChipWindow, assign_splits, lattice_windows, store_order
 from eo_mmcl.tiling.reader import RasterReader, RasterSpec
@@ -532,7 +532,7 @@ def _fingerprint(catalog_dir: Path, config: TileConfig) -> str:
         "rasters": sha256_file(catalog_dir / RASTERS_FILE),
         "pairs": sha256_file(catalog_dir / PAIRS_FILE),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+    return json_digest(payload)
 
 
 def _make_tasks(
