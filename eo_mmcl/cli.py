@@ -10,7 +10,8 @@ import typer
 from rich.table import Table
 
 from eo_mmcl import __version__
-from eo_mmcl.console import console, err_console, reports_errors
+from eo_mmcl.console import ProgressSwitch, console, err_console, reports_errors
+from eo_mmcl.errors import ConfigError
 from eo_mmcl.simulate.config import SimulationConfig
 from eo_mmcl.theory.cli import theory_app
 
@@ -44,10 +45,31 @@ def main(
     """Joint S1/S2 embeddings and the information that survives in them."""
 
 
+def _output_folder(output: Path | None, positional: Path | None, command: str) -> Path:
+    """The output folder of a command that once took it as a positional argument."""
+    if positional is not None:
+        err_console.print(
+            f"[yellow]deprecated:[/yellow] `eo-mmcl {command} DIR` is now "
+            f"`eo-mmcl {command} -o DIR`",
+            highlight=False,
+        )
+        if output is not None and output != positional:
+            raise ConfigError(f"{command}: two output folders given ({positional} and -o {output})")
+    folder = output or positional
+    if folder is None:
+        raise ConfigError(f"{command}: give the output folder with -o OUT")
+    return folder
+
+
 @app.command()
 @reports_errors
 def simulate(
-    out_dir: Annotated[Path, typer.Argument(help="Folder for the simulated rasters.")],
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Folder for the simulated rasters.")
+    ] = None,
+    out_dir: Annotated[
+        Path | None, typer.Argument(hidden=True, help="Deprecated: the folder, use -o.")
+    ] = None,
     size: Annotated[int, typer.Option(help="S2 scene width and height in 10 m pixels.")] = 512,
     seed: Annotated[int, typer.Option(help="Random seed (same seed and knobs, same bytes).")] = 0,
     scenes: Annotated[int, typer.Option(help="Number of scene pairs, side by side.")] = 1,
@@ -90,7 +112,7 @@ def simulate(
     date: Annotated[str, typer.Option(help="S2 acquisition date (ISO).")] = "2023-06-12",
     time_gap_days: Annotated[int, typer.Option(help="S1 date minus S2 date, days.")] = 2,
     force: Annotated[bool, typer.Option(help="Rewrite scenes that are already complete.")] = False,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    progress: ProgressSwitch = True,
 ) -> None:
     """Simulate co-registered S1/S2 scenes with known shared, unique and synergistic truth.
 
@@ -101,6 +123,7 @@ def simulate(
     """
     from eo_mmcl.simulate import SimulationConfig, simulate_scenes
 
+    out_dir = _output_folder(output, out_dir, "simulate")
     config = SimulationConfig(
         size=size,
         seed=seed,
@@ -121,7 +144,7 @@ def simulate(
         time_gap_days=time_gap_days,
     )
     start = time.perf_counter()
-    written = simulate_scenes(out_dir, config, force=force, show_progress=not quiet)
+    written = simulate_scenes(out_dir, config, force=force, show_progress=progress)
     elapsed = time.perf_counter() - start
     table = Table(title=f"Simulated scenes in {out_dir}")
     for column in ("scene", "S2", "S1", "labels"):
@@ -152,7 +175,7 @@ def catalog(
     root: Annotated[
         Path | None, typer.Option(help="Override the root folder of YAML source definitions.")
     ] = None,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    progress: ProgressSwitch = True,
 ) -> None:
     """Catalogue S1/S2 rasters and find S1 x S2 pairs.
 
@@ -172,7 +195,7 @@ def catalog(
         min_overlap_km2=min_overlap_km2,
         max_days=max_days,
         allow_unpaired=allow_unpaired,
-        show_progress=not quiet,
+        show_progress=progress,
     )
     rasters = result.rasters
     table = Table(title=f"Catalog {output}")
@@ -230,7 +253,7 @@ def tile(
         typer.Option(help="Convert a BigEarthNet v2 LMDB folder instead of a catalog."),
     ] = None,
     force: Annotated[bool, typer.Option(help="Rebuild a complete store.")] = False,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    progress: ProgressSwitch = True,
     verify: Annotated[
         Path | None,
         typer.Option(
@@ -284,7 +307,7 @@ def tile(
             workers=workers,
             scheduler=scheduler,
             force=force,
-            show_progress=not quiet,
+            show_progress=progress,
         )
         elapsed = time.perf_counter() - start
         if not result.reused:
@@ -365,7 +388,7 @@ def embed(
         str | None, typer.Option(help="Address of an existing Dask scheduler.")
     ] = None,
     force: Annotated[bool, typer.Option(help="Redo a finished export.")] = False,
-    quiet: Annotated[bool, typer.Option(help="No progress bar.")] = False,
+    progress: ProgressSwitch = True,
 ) -> None:
     """Write embedding rasters (COG), STAC items, PCA previews and per-chip GeoParquet.
 
@@ -394,7 +417,7 @@ def embed(
         workers=workers,
         scheduler=scheduler,
         force=force,
-        show_progress=not quiet,
+        show_progress=progress,
     )
     elapsed = time.perf_counter() - start
     for message in result.messages:
@@ -427,7 +450,7 @@ def run(
         str | None,
         typer.Option(help="Dask scheduler address for tiling and export (e.g. tcp://host:8786)."),
     ] = None,
-    progress: Annotated[bool, typer.Option(help="Rich progress bars inside stages.")] = True,
+    progress: ProgressSwitch = True,
 ) -> None:
     """Run the batch pipeline of a config file: simulate/catalog -> tile -> train -> ... .
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,6 +18,34 @@ F = TypeVar("F", bound=Callable[..., Any])
 #: Results and key=value lines go to stdout; errors and progress to stderr.
 console = Console(soft_wrap=True)
 err_console = Console(stderr=True, soft_wrap=True)
+
+
+#: The one progress switch of every command: ``--progress`` (the default) or ``--quiet``.
+#: ``--no-progress`` (the pipeline's earlier spelling) still works.
+ProgressSwitch = Annotated[
+    bool,
+    typer.Option(
+        "--progress/--quiet", " /--no-progress", help="Progress bars on stderr (--quiet: none)."
+    ),
+]
+
+
+def deprecated_alias(app: typer.Typer, old: str, new: str, command: Callable[..., Any]) -> None:
+    """Keep an old command name working, hidden, with a one-line deprecation notice.
+
+    Args:
+        app: The command group both names live in.
+        old: The old name.
+        new: The name to use instead (shown in the notice).
+        command: The command function registered under ``new``.
+    """
+
+    @functools.wraps(command)
+    def alias(*args: Any, **kwargs: Any) -> Any:
+        err_console.print(f"[yellow]deprecated:[/yellow] `{old}` is now `{new}`", highlight=False)
+        return command(*args, **kwargs)
+
+    app.command(old, hidden=True, help=f"Deprecated name of `{new}`.")(alias)
 
 
 #: What a user can do about a file-system error, by errno.

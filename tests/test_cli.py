@@ -34,7 +34,8 @@ def test_subcommand_help(command: str) -> None:
 def test_simulate_then_catalog(tmp_path: Path) -> None:
     scenes = tmp_path / "scenes"
     result = runner.invoke(
-        app, ["simulate", str(scenes), "--size", "128", "--seed", "2", "--scenes", "2", "--quiet"]
+        app,
+        ["simulate", "-o", str(scenes), "--size", "128", "--seed", "2", "--scenes", "2", "--quiet"],
     )
     assert result.exit_code == 0, result.output
     assert "scenes=2" in result.output
@@ -60,9 +61,32 @@ def test_bad_input_exits_non_zero_with_message(tmp_path: Path) -> None:
     result = runner.invoke(app, ["catalog", str(tmp_path / "nowhere"), "-o", str(tmp_path / "c")])
     assert result.exit_code == 2
     assert "no such folder" in result.output
-    result = runner.invoke(app, ["simulate", str(tmp_path / "s"), "--cloud-fraction", "2"])
+    result = runner.invoke(app, ["simulate", "-o", str(tmp_path / "s"), "--cloud-fraction", "2"])
     assert result.exit_code == 2
     assert "cloud_fraction" in result.output
+
+
+def test_simulate_takes_o_and_the_old_positional_folder_with_a_notice(tmp_path: Path) -> None:
+    new = runner.invoke(app, ["simulate", "-o", str(tmp_path / "a"), "--size", "128", "--quiet"])
+    assert new.exit_code == 0 and "deprecated" not in new.output, new.output
+    old = runner.invoke(app, ["simulate", str(tmp_path / "b"), "--size", "128", "--quiet"])
+    assert old.exit_code == 0, old.output
+    assert "deprecated: `eo-mmcl simulate DIR` is now `eo-mmcl simulate -o DIR`" in old.output
+    same = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert same == sorted(p.name for p in (tmp_path / "b").iterdir())
+    none = runner.invoke(app, ["simulate", "--size", "128"])
+    assert "give the output folder with -o OUT" in _one_line_error(none)
+    both = runner.invoke(app, ["simulate", str(tmp_path / "c"), "-o", str(tmp_path / "d")])
+    assert "two output folders given" in both.output and both.exit_code == 2
+    assert not (tmp_path / "c").exists() and not (tmp_path / "d").exists()
+
+
+def test_progress_and_quiet_are_one_switch(tmp_path: Path) -> None:
+    help_text = runner.invoke(app, ["tile", "--help"], terminal_width=200).output
+    assert "--progress" in help_text and "--quiet" in help_text
+    for flag in ("--quiet", "--no-progress", "--progress"):
+        result = runner.invoke(app, ["simulate", "-o", str(tmp_path / flag), "--size", "128", flag])
+        assert result.exit_code == 0, result.output
 
 
 def _one_line_error(result: Any) -> str:
@@ -73,7 +97,7 @@ def _one_line_error(result: Any) -> str:
 
 
 def test_bad_numbers_are_one_line_errors(tmp_path: Path) -> None:
-    seed = runner.invoke(app, ["simulate", str(tmp_path / "s"), "--seed", "-1"])
+    seed = runner.invoke(app, ["simulate", "-o", str(tmp_path / "s"), "--seed", "-1"])
     assert "seed must be >= 0, got -1" in _one_line_error(seed)
     assert not (tmp_path / "s").exists()
     config = str(REPO / "tests" / "conf" / "clip_tiny.yaml")
@@ -90,7 +114,10 @@ def test_bad_numbers_are_one_line_errors(tmp_path: Path) -> None:
 
 def test_no_pairs_is_an_error(tmp_path: Path) -> None:
     scenes = tmp_path / "scenes"
-    assert runner.invoke(app, ["simulate", str(scenes), "--size", "128", "--quiet"]).exit_code == 0
+    assert (
+        runner.invoke(app, ["simulate", "-o", str(scenes), "--size", "128", "--quiet"]).exit_code
+        == 0
+    )
     result = runner.invoke(
         app, ["catalog", str(scenes), "-o", str(tmp_path / "cat"), "--max-days", "1", "--quiet"]
     )
@@ -107,7 +134,7 @@ def test_no_pairs_is_an_error(tmp_path: Path) -> None:
 def catalogued(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 256 px simulated pair and its catalog (3 x 3 chips of 64 px: smaller than one block)."""
     root = tmp_path_factory.mktemp("catalogued")
-    args = ["simulate", str(root / "scenes"), "--size", "256", "--seed", "1", "--quiet"]
+    args = ["simulate", "-o", str(root / "scenes"), "--size", "256", "--seed", "1", "--quiet"]
     assert runner.invoke(app, args).exit_code == 0
     args = ["catalog", str(root / "scenes"), "-o", str(root / "cat"), "--min-overlap-km2", "0.5"]
     assert runner.invoke(app, [*args, "--quiet"]).exit_code == 0
@@ -132,7 +159,10 @@ def test_a_truncated_catalog_table_is_named(catalogued: Path, tmp_path: Path) ->
 
 def test_rasters_deleted_after_cataloguing_are_named_before_tiling(tmp_path: Path) -> None:
     scenes = tmp_path / "scenes"
-    assert runner.invoke(app, ["simulate", str(scenes), "--size", "128", "--quiet"]).exit_code == 0
+    assert (
+        runner.invoke(app, ["simulate", "-o", str(scenes), "--size", "128", "--quiet"]).exit_code
+        == 0
+    )
     args = ["catalog", str(scenes), "-o", str(tmp_path / "cat"), "--min-overlap-km2", "0.5"]
     assert runner.invoke(app, [*args, "--quiet"]).exit_code == 0
     (s1,) = scenes.glob("*_S1_*.tif")
@@ -160,7 +190,7 @@ def test_split_blocks_larger_than_the_scene_are_refused(catalogued: Path, tmp_pa
 def test_simulate_onto_a_file_is_one_line(tmp_path: Path) -> None:
     target = tmp_path / "taken"
     target.write_text("keep me")
-    line = _one_line_error(runner.invoke(app, ["simulate", str(target), "--size", "64"]))
+    line = _one_line_error(runner.invoke(app, ["simulate", "-o", str(target), "--size", "64"]))
     assert f"{target}: is a file" in line
     assert target.read_text() == "keep me"
 

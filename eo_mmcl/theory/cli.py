@@ -1,4 +1,4 @@
-"""``eo-mmcl theory {linear,misalignment}``: the theory lab's command line.
+"""``eo-mmcl theory {linear,identifiability}``: the theory lab's command line.
 
 The main CLI mounts :data:`theory_app` with ``app.add_typer(theory_app, name="theory")``.
 Sweep options take comma-separated lists, repeated options, or both
@@ -16,7 +16,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
-from eo_mmcl.console import console, err_console, reports_errors
+from eo_mmcl.console import ProgressSwitch, console, deprecated_alias, err_console, reports_errors
 
 if TYPE_CHECKING:
     from eo_mmcl.theory.lab import LabOutput
@@ -27,7 +27,8 @@ theory_app = typer.Typer(
     help=(
         "Latent-variable experiments on vectors, with the project's losses: when alignment "
         "loses modality-unique information (linear), and which factors it keeps when pairs "
-        "are misaligned (misalignment)."
+        "are misaligned (identifiability; the EO sweep of the same question is `eo-mmcl study "
+        "misalignment`)."
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -156,7 +157,7 @@ def linear_command(
         float, typer.Option(help="Feature dropout probability of the views.")
     ] = 0.2,
     force: Annotated[bool, typer.Option(help="Rerun into a complete folder.")] = False,
-    quiet: Annotated[bool, typer.Option(help="No per-training progress lines.")] = False,
+    progress: ProgressSwitch = True,
 ) -> None:
     """Linear-Gaussian setting: alignment discards what only one modality carries.
 
@@ -189,7 +190,7 @@ def linear_command(
         views=ViewConfig(noise_std=view_noise, dropout=view_dropout),
     )
     out = lab.run_linear_lab(
-        output, sweep, force=force, on_run=None if quiet else err_console.print
+        output, sweep, force=force, on_run=err_console.print if progress else None
     )
     header, rows = section.linear_summary(out.results)
     _print_table("Linear setting: mean linear-probe R² of the joint embedding", header, rows)
@@ -201,9 +202,9 @@ def linear_command(
     )
 
 
-@theory_app.command("misalignment")
+@theory_app.command("identifiability")
 @reports_errors
-def misalignment_command(
+def identifiability_command(
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")],
     theta_sizes: Annotated[
         list[str] | None,
@@ -243,7 +244,7 @@ def misalignment_command(
     batch_size: Annotated[int, typer.Option(help="Pairs per step.")] = 256,
     lr: Annotated[float, typer.Option(help="Adam learning rate.")] = 1e-3,
     force: Annotated[bool, typer.Option(help="Rerun into a complete folder.")] = False,
-    quiet: Annotated[bool, typer.Option(help="No per-training progress lines.")] = False,
+    progress: ProgressSwitch = True,
 ) -> None:
     """Misalignment setting: clip identifies the factors free of selection and perturbation bias.
 
@@ -276,9 +277,13 @@ def misalignment_command(
     for theta, rho in sweep.skipped():
         err_console.print(f"[yellow]note[/yellow] skipped theta_size={theta} rho_size={rho}")
     out = lab.run_misalignment_lab(
-        output, sweep, force=force, on_run=None if quiet else err_console.print
+        output, sweep, force=force, on_run=err_console.print if progress else None
     )
     header, rows = section.misalignment_summary(out.results)
     _print_table("Misalignment setting: mean probe R² of the modality-1 embedding", header, rows)
     _report(out, sweep.n_runs)
     _print_pairs(section.misalignment_ranking(out.results))
+
+
+# `theory misalignment` shared its name with the EO sweep `study misalignment`.
+deprecated_alias(theory_app, "misalignment", "theory identifiability", identifiability_command)
