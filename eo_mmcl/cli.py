@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
@@ -12,8 +12,10 @@ from rich.table import Table
 from eo_mmcl import __version__
 from eo_mmcl.console import ProgressSwitch, console, err_console, reports_errors
 from eo_mmcl.errors import ConfigError
+from eo_mmcl.options import config_options
 from eo_mmcl.simulate.config import SimulationConfig
 from eo_mmcl.theory.cli import theory_app
+from eo_mmcl.tiling.config import TileConfig
 
 app = typer.Typer(
     name="eo-mmcl",
@@ -63,54 +65,23 @@ def _output_folder(output: Path | None, positional: Path | None, command: str) -
 
 @app.command()
 @reports_errors
+@config_options(
+    SimulationConfig,
+    # The shift is a pair (two options below); the grid's zone and origin are pipeline-file
+    # settings; `--date` is the option's name since the first release.
+    exclude=("coregistration_shift_m", "epsg", "origin", "extra"),
+    rename={"s2_date": "date"},
+)
 def simulate(
+    settings: dict[str, Any],
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Folder for the simulated rasters.")
     ] = None,
     out_dir: Annotated[
         Path | None, typer.Argument(hidden=True, help="Deprecated: the folder, use -o.")
     ] = None,
-    size: Annotated[int, typer.Option(help="S2 scene width and height in 10 m pixels.")] = 512,
-    seed: Annotated[int, typer.Option(help="Random seed (same seed and knobs, same bytes).")] = 0,
-    scenes: Annotated[int, typer.Option(help="Number of scene pairs, side by side.")] = 1,
-    parcel_size: Annotated[
-        float, typer.Option(help="Mean parcel diameter in S2 pixels.")
-    ] = SimulationConfig.parcel_size,
-    unique_classes: Annotated[
-        int,
-        typer.Option(
-            help="Classes of each unique attribute and of the synergy target (2: binary, "
-            "synergy = XOR)."
-        ),
-    ] = 2,
-    optical_unique_strength: Annotated[
-        float, typer.Option(help="Relative spectral change over the optical-only attribute.")
-    ] = 0.3,
-    sar_unique_strength_db: Annotated[
-        float, typer.Option(help="VV change (dB) over the SAR-only attribute.")
-    ] = SimulationConfig.sar_unique_strength_db,
-    cloud_fraction: Annotated[
-        float, typer.Option(help="Fraction of the S2 scene under cloud (selection bias).")
-    ] = 0.1,
-    change_fraction: Annotated[
-        float,
-        typer.Option(help="Fraction of parcels changing land cover between the S1 and S2 dates."),
-    ] = 0.05,
     shift_x_m: Annotated[float, typer.Option(help="S1/S2 co-registration error east (m).")] = 6.0,
     shift_y_m: Annotated[float, typer.Option(help="S1/S2 co-registration error north (m).")] = -4.0,
-    enl: Annotated[float, typer.Option(help="Equivalent number of looks of S1 speckle.")] = 4.4,
-    optical_noise: Annotated[
-        float, typer.Option(help="Std of additive S2 reflectance noise.")
-    ] = 0.005,
-    s1_resolution: Annotated[float, typer.Option(help="S1 pixel size in metres.")] = 20.0,
-    s1_crs: Annotated[
-        str, typer.Option(help="S1 CRS: 'same' (the S2 UTM zone) or e.g. EPSG:4326.")
-    ] = "same",
-    overlap: Annotated[
-        float, typer.Option(help="Fraction of the S2 footprint that S1 covers.")
-    ] = 0.8,
-    date: Annotated[str, typer.Option(help="S2 acquisition date (ISO).")] = "2023-06-12",
-    time_gap_days: Annotated[int, typer.Option(help="S1 date minus S2 date, days.")] = 2,
     force: Annotated[bool, typer.Option(help="Rewrite scenes that are already complete.")] = False,
     progress: ProgressSwitch = True,
 ) -> None:
@@ -121,28 +92,10 @@ def simulate(
     (landcover, s1_unique, s2_unique, synergy), a cloud mask, a parcel-id raster and a JSON
     sidecar with every latent parameter and knob.
     """
-    from eo_mmcl.simulate import SimulationConfig, simulate_scenes
+    from eo_mmcl.simulate import simulate_scenes
 
     out_dir = _output_folder(output, out_dir, "simulate")
-    config = SimulationConfig(
-        size=size,
-        seed=seed,
-        scenes=scenes,
-        parcel_size=parcel_size,
-        unique_classes=unique_classes,
-        optical_unique_strength=optical_unique_strength,
-        sar_unique_strength_db=sar_unique_strength_db,
-        cloud_fraction=cloud_fraction,
-        change_fraction=change_fraction,
-        coregistration_shift_m=(shift_x_m, shift_y_m),
-        enl=enl,
-        optical_noise=optical_noise,
-        s1_resolution=s1_resolution,
-        s1_crs=s1_crs,
-        overlap=overlap,
-        s2_date=date,
-        time_gap_days=time_gap_days,
-    )
+    config = SimulationConfig(**settings, coregistration_shift_m=(shift_x_m, shift_y_m))
     start = time.perf_counter()
     written = simulate_scenes(out_dir, config, force=force, show_progress=progress)
     elapsed = time.perf_counter() - start
@@ -152,7 +105,7 @@ def simulate(
     for scene in written:
         table.add_row(scene.scene_id, scene.s2.name, scene.s1.name, ", ".join(scene.labels))
     console.print(table)
-    console.print(f"scenes={len(written)} size={size} seconds={elapsed:.2f}")
+    console.print(f"scenes={len(written)} size={config.size} seconds={elapsed:.2f}")
 
 
 @app.command()
@@ -213,34 +166,19 @@ def catalog(
 
 @app.command()
 @reports_errors
+# The fractions are a triple (an option of its own below).
+@config_options(TileConfig, exclude=("split_fractions",))
 def tile(
+    settings: dict[str, Any],
     catalog_dir: Annotated[
         Path | None, typer.Argument(help="Catalog folder (eo-mmcl catalog output).")
     ] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="Chip store folder.")] = Path(
         "chips"
     ),
-    chip_size: Annotated[int, typer.Option(help="Chip size in S2 pixels.")] = 64,
-    stride: Annotated[
-        int | None, typer.Option(help="Step between chips in pixels (default: chip size).")
-    ] = None,
-    max_nodata: Annotated[
-        float, typer.Option(help="Largest fraction of pixels without S1 or S2 data.")
-    ] = 0.05,
-    max_cloud: Annotated[float, typer.Option(help="Largest fraction of clouded pixels.")] = 0.1,
-    split_block: Annotated[int, typer.Option(help="Side of a split block, in chips.")] = 8,
     split_fractions: Annotated[
         tuple[float, float, float], typer.Option(help="Train, val and test fractions.")
     ] = (0.7, 0.15, 0.15),
-    seed: Annotated[int, typer.Option(help="Seed of the splits and of the store order.")] = 0,
-    chips_per_chunk: Annotated[
-        int | None,
-        typer.Option(help="Chips per Zarr chunk (default: about 32 MiB of S2 per chunk)."),
-    ] = None,
-    chunks_per_task: Annotated[int, typer.Option(help="Zarr chunks per Dask task.")] = 1,
-    s2_only: Annotated[
-        bool, typer.Option(help="Tile S2 images alone (no S1), e.g. a real S2 scene.")
-    ] = False,
     workers: Annotated[
         int | None,
         typer.Option(help="Dask LocalCluster workers (default: one per CPU; 0: in-process)."),
@@ -283,22 +221,11 @@ def tile(
 
         result = convert_bigearthnet(from_bigearthnet_lmdb, output, force=force)
     else:
-        from eo_mmcl.tiling import TileConfig, tile_catalog
+        from eo_mmcl.tiling import tile_catalog
 
         if catalog_dir is None:
             raise typer.BadParameter("give CATALOG_DIR or --from-bigearthnet-lmdb")
-        config = TileConfig(
-            chip_size=chip_size,
-            stride=stride,
-            max_nodata=max_nodata,
-            max_cloud=max_cloud,
-            split_block=split_block,
-            split_fractions=split_fractions,
-            seed=seed,
-            chips_per_chunk=chips_per_chunk,
-            chunks_per_task=chunks_per_task,
-            s2_only=s2_only,
-        )
+        config = TileConfig(**settings, split_fractions=split_fractions)
         start = time.perf_counter()
         result = tile_catalog(
             catalog_dir,

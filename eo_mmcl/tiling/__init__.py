@@ -1,15 +1,40 @@
-"""Tiling: chip windows over shared S1/S2 footprints, written to a Zarr chip store."""
+"""Tiling: chip windows over shared S1/S2 footprints, written to a Zarr chip store.
 
-from eo_mmcl.tiling.store import (
-    CHIPS_ZARR,
-    INDEX_FILE,
-    MANIFEST_FILE,
-    StoreLayout,
-    TaskSpec,
-    open_store,
-    store_metadata,
-)
-from eo_mmcl.tiling.tile import TileConfig, TileResult, tile_catalog
+The names below load on first use (PEP 562), so that ``eo_mmcl.tiling.config`` (what the
+command line reads for its options) comes without Zarr, Dask and GeoPandas.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from eo_mmcl.tiling.config import TileConfig
+    from eo_mmcl.tiling.store import (
+        CHIPS_ZARR,
+        INDEX_FILE,
+        MANIFEST_FILE,
+        StoreLayout,
+        TaskSpec,
+        open_store,
+        store_metadata,
+    )
+    from eo_mmcl.tiling.tile import TileResult, tile_catalog
+
+#: Where each public name lives.
+_HOMES = {
+    "CHIPS_ZARR": "store",
+    "INDEX_FILE": "store",
+    "MANIFEST_FILE": "store",
+    "StoreLayout": "store",
+    "TaskSpec": "store",
+    "open_store": "store",
+    "store_metadata": "store",
+    "TileConfig": "config",
+    "TileResult": "tile",
+    "tile_catalog": "tile",
+}
 
 __all__ = [
     "CHIPS_ZARR",
@@ -23,3 +48,11 @@ __all__ = [
     "store_metadata",
     "tile_catalog",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value
