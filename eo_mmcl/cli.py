@@ -12,6 +12,7 @@ from rich.table import Table
 from eo_mmcl import __version__
 from eo_mmcl.console import ProgressSwitch, console, err_console, reports_errors
 from eo_mmcl.errors import ConfigError
+from eo_mmcl.export.config import EmbedConfig
 from eo_mmcl.options import config_options
 from eo_mmcl.simulate.config import SimulationConfig
 from eo_mmcl.theory.cli import theory_app
@@ -277,36 +278,16 @@ def train(ctx: typer.Context) -> None:
 
 @app.command()
 @reports_errors
+@config_options(EmbedConfig)
 def embed(
+    settings: dict[str, Any],
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint written by eo-mmcl train.")],
     catalog_dir: Annotated[Path, typer.Argument(help="Catalog folder (eo-mmcl catalog output).")],
     output: Annotated[Path, typer.Option("-o", "--output", help="Export folder.")],
-    modality: Annotated[
-        str,
-        typer.Option(help="s1, s2, joint, or all (also the unique paths of coral/decur)."),
-    ] = "all",
-    stride: Annotated[int, typer.Option(help="Output pixel size in S2 pixels.")] = 8,
-    window: Annotated[
-        int | None,
-        typer.Option(help="Window size in S2 pixels (default: the training chip size)."),
-    ] = None,
-    step: Annotated[
-        int | None,
-        typer.Option(help="Spacing of window centres, a multiple of --stride (default ~window/2)."),
-    ] = None,
-    dtype: Annotated[
-        str,
-        typer.Option(
-            help="Stored type: float16, or uint8 (8-bit codes, a scale and offset per band; "
-            "int8 is an alias)."
-        ),
-    ] = "float16",
     chips_dir: Annotated[
         Path | None,
         typer.Option(help="Chip store for per-chip GeoParquet (default: the training store)."),
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 64,
-    preview: Annotated[bool, typer.Option(help="Write PCA false-colour previews.")] = True,
     workers: Annotated[
         int | None,
         typer.Option(help="Dask LocalCluster workers (default: one per CPU; 0: in-process)."),
@@ -323,17 +304,9 @@ def embed(
     triangular weights between window centres; one COG per scene and embedding, a STAC catalog
     (OUT_DIR/catalog.json), chip tables and embed_manifest.json (written last). Resumable.
     """
-    from eo_mmcl.export import EmbedConfig, export_embeddings
+    from eo_mmcl.export import export_embeddings
 
-    config = EmbedConfig(
-        modality=modality,
-        stride=stride,
-        window=window,
-        step=step,
-        dtype=dtype,
-        batch_size=batch_size,
-        preview=preview,
-    )
+    config = EmbedConfig(**settings)
     start = time.perf_counter()
     result = export_embeddings(
         checkpoint,

@@ -1,10 +1,35 @@
-"""Embedding export: sliding-window COGs, STAC, chip GeoParquet and PCA previews, on Dask."""
+"""Embedding export: sliding-window COGs, STAC, chip GeoParquet and PCA previews, on Dask.
 
-from eo_mmcl.export.cog import Quantisation, write_embedding_cog
-from eo_mmcl.export.model import EmbeddingModel
-from eo_mmcl.export.preview import pca_preview
-from eo_mmcl.export.run import EmbedConfig, ExportResult, export_embeddings
-from eo_mmcl.export.windows import WindowGrid, blend, tent_weights
+The names below load on first use (PEP 562), so that ``eo_mmcl.export.config`` (what the
+command line and the pipeline file read) comes without torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from eo_mmcl.export.cog import Quantisation, write_embedding_cog
+    from eo_mmcl.export.config import EmbedConfig
+    from eo_mmcl.export.model import EmbeddingModel
+    from eo_mmcl.export.preview import pca_preview
+    from eo_mmcl.export.run import ExportResult, export_embeddings
+    from eo_mmcl.export.windows import WindowGrid, blend, tent_weights
+
+#: Where each public name lives.
+_HOMES = {
+    "EmbedConfig": "config",
+    "EmbeddingModel": "model",
+    "ExportResult": "run",
+    "Quantisation": "cog",
+    "WindowGrid": "windows",
+    "blend": "windows",
+    "export_embeddings": "run",
+    "pca_preview": "preview",
+    "tent_weights": "windows",
+    "write_embedding_cog": "cog",
+}
 
 __all__ = [
     "EmbedConfig",
@@ -18,3 +43,11 @@ __all__ = [
     "tent_weights",
     "write_embedding_cog",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+    globals()[name] = value
+    return value

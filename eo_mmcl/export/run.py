@@ -44,6 +44,7 @@ from eo_mmcl.catalog.build import (
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.export.chips import chip_embeddings, footprints_path
 from eo_mmcl.export.cog import UINT8_NODATA, Quantisation, resolve_dtype, write_embedding_cog
+from eo_mmcl.export.config import EmbedConfig
 from eo_mmcl.export.model import NEEDS, EmbeddingModel
 from eo_mmcl.export.preview import pca_preview
 from eo_mmcl.export.stac import COG_MEDIA_TYPE, embedding_item, footprint_wgs84, write_catalog
@@ -62,48 +63,6 @@ MANIFEST_FILE = "embed_manifest.json"
 BLOCK_S2_PX = 1024
 #: GDAL block cache per export process, in MB (the default, 5% of RAM, grows with the scene).
 GDAL_CACHE_MB = 128
-
-
-@dataclass(frozen=True)
-class EmbedConfig:
-    """Options of ``eo-mmcl embed``.
-
-    Args:
-        modality: ``s1``, ``s2``, ``joint`` or ``all``.
-        stride: Output pixel side in S2 pixels.
-        window: Window side in S2 pixels (default: the training chip size, else 64).
-        step: Spacing of window centres in S2 pixels, a multiple of ``stride`` (default: the
-            largest multiple of ``stride`` not above ``window / 2``).
-        dtype: ``float16`` or ``uint8`` (``int8``: an alias that writes ``uint8``).
-        batch_size: Windows per forward pass.
-        preview: Write PCA previews.
-    """
-
-    modality: str = "all"
-    stride: int = 8
-    window: int | None = None
-    step: int | None = None
-    dtype: str = "float16"
-    batch_size: int = 64
-    preview: bool = True
-
-    def resolved(self, default_window: int) -> EmbedConfig:
-        """The config with ``window`` and ``step`` filled in.
-
-        Args:
-            default_window: Window when none is given.
-
-        Returns:
-            The config.
-        """
-        window = self.window
-        if window is None:
-            window = max(default_window, self.stride)
-            window += (window - self.stride) % 2  # centred on its output pixel (see WindowGrid)
-        step = self.step or max(self.stride, (window // 2) // self.stride * self.stride)
-        return EmbedConfig(
-            self.modality, self.stride, window, step, self.dtype, self.batch_size, self.preview
-        )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from eo_mmcl.errors import ConfigError
-from eo_mmcl.export import EmbedConfig
+from eo_mmcl.export.config import EmbedConfig
 from eo_mmcl.probes.run import ProbeConfig
 from eo_mmcl.simulate import SimulationConfig
 from eo_mmcl.tiling import TileConfig
