@@ -6,8 +6,9 @@ command line and the pipeline file read) comes without torch.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from eo_mmcl.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from eo_mmcl.export.cog import Quantisation, write_embedding_cog
@@ -44,10 +45,4 @@ __all__ = [
     "write_embedding_cog",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _HOMES)

@@ -15,8 +15,9 @@ Markdown ``section.md`` (the ``eo-mmcl theory`` commands call them).
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from eo_mmcl.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from eo_mmcl.theory.cca import CCAResult, fit_cca, principal_angles_deg
@@ -41,42 +42,37 @@ if TYPE_CHECKING:
 # Loaded on first use (PEP 562): the lab imports torch, and the command line imports this
 # package for its `eo-mmcl theory` commands, so `eo-mmcl --help` would pay for torch otherwise.
 _LAZY = {
-    "CCAResult": "eo_mmcl.theory.cca",
-    "LabOutput": "eo_mmcl.theory.lab",
-    "LatentDataset": "eo_mmcl.theory.data",
-    "LinearGaussianConfig": "eo_mmcl.theory.data",
-    "LinearResults": "eo_mmcl.theory.linear",
-    "LinearSweep": "eo_mmcl.theory.linear",
-    "MisalignmentConfig": "eo_mmcl.theory.data",
-    "MisalignmentSweep": "eo_mmcl.theory.misalignment",
-    "OBJECTIVES": "eo_mmcl.theory.objectives",
-    "PairedSplit": "eo_mmcl.theory.data",
-    "TrainConfig": "eo_mmcl.theory.training",
-    "VectorObjective": "eo_mmcl.theory.objectives",
-    "ViewConfig": "eo_mmcl.theory.views",
-    "build_objective": "eo_mmcl.theory.objectives",
-    "fit_cca": "eo_mmcl.theory.cca",
-    "group_r2": "eo_mmcl.theory.summary",
-    "kernel_probe_r2": "eo_mmcl.theory.probes",
-    "linear_probe_r2": "eo_mmcl.theory.probes",
-    "principal_angles_deg": "eo_mmcl.theory.cca",
-    "run_linear_lab": "eo_mmcl.theory.lab",
-    "run_linear_sweep": "eo_mmcl.theory.linear",
-    "run_misalignment_lab": "eo_mmcl.theory.lab",
-    "run_misalignment_sweep": "eo_mmcl.theory.misalignment",
-    "sample_linear_gaussian": "eo_mmcl.theory.data",
-    "sample_misaligned": "eo_mmcl.theory.data",
-    "sample_misaligned_latents": "eo_mmcl.theory.data",
-    "train_objective": "eo_mmcl.theory.training",
+    "CCAResult": "cca",
+    "LabOutput": "lab",
+    "LatentDataset": "data",
+    "LinearGaussianConfig": "data",
+    "LinearResults": "linear",
+    "LinearSweep": "linear",
+    "MisalignmentConfig": "data",
+    "MisalignmentSweep": "misalignment",
+    "OBJECTIVES": "objectives",
+    "PairedSplit": "data",
+    "TrainConfig": "training",
+    "VectorObjective": "objectives",
+    "ViewConfig": "views",
+    "build_objective": "objectives",
+    "fit_cca": "cca",
+    "group_r2": "summary",
+    "kernel_probe_r2": "probes",
+    "linear_probe_r2": "probes",
+    "principal_angles_deg": "cca",
+    "run_linear_lab": "lab",
+    "run_linear_sweep": "linear",
+    "run_misalignment_lab": "lab",
+    "run_misalignment_sweep": "misalignment",
+    "sample_linear_gaussian": "data",
+    "sample_misaligned": "data",
+    "sample_misaligned_latents": "data",
+    "train_objective": "training",
 }
 
 
-def __getattr__(name: str) -> Any:
-    """Import the submodule that defines ``name`` on first access."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(__name__, _LAZY)
 
 
 __all__ = [

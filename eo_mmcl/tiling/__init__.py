@@ -6,8 +6,9 @@ command line reads for its options) comes without Zarr, Dask and GeoPandas.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from eo_mmcl.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from eo_mmcl.tiling.config import TileConfig
@@ -49,10 +50,4 @@ __all__ = [
     "tile_catalog",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_attributes(__name__, _HOMES)
