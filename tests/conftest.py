@@ -49,7 +49,9 @@ def realdata() -> Path:
 # -- a small probe run (tests/test_probes.py, tests/test_report.py) ---------------------------
 
 
-def small_chip_store(root: Path, seed: int, size: int = 256, split_block: int = 2) -> Path:
+def small_chip_store(
+    root: Path, seed: int, size: int = 256, split_block: int = 2, unique_classes: int = 2
+) -> Path:
     """Simulate a scene pair, catalogue it and tile it into 32 px chips under ``root``.
 
     Args:
@@ -57,11 +59,15 @@ def small_chip_store(root: Path, seed: int, size: int = 256, split_block: int = 
         seed: Simulator seed.
         size: Scene side in pixels.
         split_block: Spatial split block in chips.
+        unique_classes: Classes of the unique attributes and of the synergy target.
 
     Returns:
         The chip store.
     """
-    simulate_scenes(root / "scenes", SimulationConfig(size=size, seed=seed, parcel_size=32))
+    simulate_scenes(
+        root / "scenes",
+        SimulationConfig(size=size, seed=seed, parcel_size=32, unique_classes=unique_classes),
+    )
     build_catalog([folder_source(root / "scenes")], root / "catalog")
     tile_catalog(
         root / "catalog",

@@ -488,3 +488,26 @@ def test_channels_last_training_keeps_the_numbers(chips_dir: Path) -> None:
         layouts[channels_last] = stem.is_contiguous(memory_format=torch.channels_last)
     assert layouts == {True: True, False: False}
     assert losses[True] == pytest.approx(losses[False], rel=1e-3)
+
+
+def test_the_oracle_reads_its_heads_from_the_chip_store(tmp_path: Path) -> None:
+    from tests.conftest import small_chip_store
+
+    chips = small_chip_store(tmp_path / "three", seed=4, unique_classes=3)
+    cli = run_training(
+        [
+            "--config", str(REPO / "tests" / "conf" / "clip_tiny.yaml"),
+            "--model", "eo_mmcl.tasks.SupervisedTask",
+            "--model.init_args.proj_dim", "8",
+            "--model.init_args.proj_hidden_dim", "16",
+            "--data.chips_dir", str(chips),
+            "--trainer.max_epochs", "1",
+            "--trainer.limit_train_batches", "2",
+            "--trainer.limit_val_batches", "1",
+            "--trainer.default_root_dir", str(tmp_path / "run"),
+        ]
+    )  # fmt: skip
+    assert isinstance(cli.model, SupervisedTask)
+    # No config names the classes: three per unique attribute come from the store itself.
+    assert cli.model.num_classes == {"landcover": 6, "s1_unique": 3, "s2_unique": 3, "synergy": 3}
+    assert cli.trainer.global_step >= 1  # and it trains on them

@@ -195,25 +195,7 @@ def training_args(ctx: StageContext, objective: str, seed: int, config: Path) ->
         "--trainer.strategy", section.strategy,
         "--trainer.enable_progress_bar", str(ctx.show_progress).lower(),
     ]  # fmt: skip
-    if objective == "supervised":
-        args += _oracle_tasks(ctx.stage_dir("tile"))
     return [*args, *section.args, *section.objective_args.get(objective, [])]
-
-
-def _oracle_tasks(chips_dir: Path) -> list[str]:
-    """The oracle's heads from the chip store's own tasks (class counts, multi-label ones)."""
-    from eo_mmcl.tiling.store import open_store, store_metadata
-
-    layout = store_metadata(open_store(chips_dir)).get("layout")
-    tasks = dict(layout.get("tasks", {})) if isinstance(layout, dict) else {}
-    if not tasks:
-        return []
-    classes = {name: int(spec["num_classes"]) for name, spec in tasks.items()}
-    multilabel = [name for name, spec in tasks.items() if spec.get("kind") == "multilabel"]
-    return [
-        "--model.init_args.num_classes", json.dumps(classes),
-        "--model.init_args.multilabel", json.dumps(multilabel),
-    ]  # fmt: skip
 
 
 def run_train(ctx: StageContext) -> dict[str, Any]:

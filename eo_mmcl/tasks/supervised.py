@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -16,6 +17,25 @@ from eo_mmcl.tasks.base import ObjectiveTask
 from eo_mmcl.tasks.labels import IGNORE_INDEX, majority_labels
 
 
+def store_tasks(chips_dir: str | Path) -> tuple[dict[str, int], list[str]]:
+    """The oracle's heads as the chip store records them: classes per task, multi-label tasks.
+
+    Args:
+        chips_dir: A chip store folder.
+
+    Returns:
+        ``({task: number of classes}, [multi-label tasks])``; both empty when the store records
+        no tasks.
+    """
+    from eo_mmcl.tiling.store import open_store, store_metadata
+
+    layout = store_metadata(open_store(Path(chips_dir))).get("layout")
+    tasks = dict(layout.get("tasks", {})) if isinstance(layout, dict) else {}
+    classes = {name: int(spec["num_classes"]) for name, spec in tasks.items()}
+    multilabel = [name for name, spec in tasks.items() if spec.get("kind") == "multilabel"]
+    return classes, multilabel
+
+
 class SupervisedTask(ObjectiveTask):
     """Supervised ceiling of the survival ratio, trained on every task at once.
 
@@ -27,7 +47,9 @@ class SupervisedTask(ObjectiveTask):
     loss rises long before its accuracy stops improving).
 
     Args:
-        num_classes: Classes of each task, e.g. ``{"landcover": 6, "s1_unique": 4, ...}``.
+        num_classes: Classes of each task, e.g. ``{"landcover": 6, "s1_unique": 2, ...}``.
+            ``eo-mmcl train`` fills it (and ``multilabel``) from the chip store's own tasks
+            when the config leaves it out (:func:`store_tasks`).
         multilabel: Tasks whose labels are multi-hot (``label_<task>`` batch keys).
         head_hidden_dim: Hidden width of each task's head (one ReLU layer); 0 gives linear
             heads. A linear head on concatenated per-sensor features cannot learn a target that
@@ -45,7 +67,7 @@ class SupervisedTask(ObjectiveTask):
 
     def __init__(
         self,
-        num_classes: dict[str, int],
+        num_classes: dict[str, int] | None = None,
         multilabel: list[str] | None = None,
         head_hidden_dim: int = 0,
         pixel_heads: bool = False,
@@ -53,7 +75,8 @@ class SupervisedTask(ObjectiveTask):
     ) -> None:
         if not num_classes or any(int(n) < 2 for n in num_classes.values()):
             raise ConfigError(
-                f"supervised: num_classes needs tasks with >= 2 classes, got {num_classes}"
+                f"supervised: num_classes needs tasks with >= 2 classes, got {num_classes} "
+                "(a chip store without label tasks cannot train the oracle)"
             )
         self.num_classes = {str(k): int(v) for k, v in num_classes.items()}
         self.multilabel = set(multilabel or [])

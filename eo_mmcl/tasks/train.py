@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -17,6 +18,7 @@ from eo_mmcl.errors import ConfigError
 from eo_mmcl.tasks.base import ObjectiveTask
 from eo_mmcl.tasks.callbacks import install_last_checkpoint
 from eo_mmcl.tasks.checkpoint import read_checkpoint, refusal
+from eo_mmcl.tasks.supervised import store_tasks
 
 
 class TrainingCLI(LightningCLI):
@@ -35,13 +37,14 @@ class TrainingCLI(LightningCLI):
         parser.set_defaults({"trainer.accelerator": "auto"})
 
     def before_instantiate_classes(self) -> None:
-        """Pick the precision for the device when the config leaves it open."""
+        """Fill what the config leaves open: the precision for the device, the oracle's heads."""
         config = (
             self.config.get(str(self.subcommand), self.config) if self.subcommand else self.config
         )
         trainer = config["trainer"]
         if trainer.get("precision") is None:
             trainer["precision"] = "bf16-mixed" if torch.cuda.is_available() else "32-true"
+        _heads_from_store(config)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The configured trainer, with the every-epoch ``last.ckpt``.
@@ -58,6 +61,25 @@ class TrainingCLI(LightningCLI):
         trainer = super().instantiate_trainer(**kwargs)
         install_last_checkpoint(trainer)
         return trainer
+
+
+def _heads_from_store(config: Any) -> None:
+    """Give the oracle the chip store's own tasks where its config names none.
+
+    The store records each task's classes, so a config that restated them would fail on any
+    store with other tasks until it was edited.
+    """
+    model = config["model"]
+    init_args = model.get("init_args")
+    if init_args is None or not str(model.get("class_path", "")).endswith("SupervisedTask"):
+        return
+    chips_dir = config["data"].get("chips_dir")
+    # A pipeline checks its arguments before the store exists: the model is not built then.
+    if init_args.get("num_classes") is None and chips_dir and Path(chips_dir).is_dir():
+        classes, multilabel = store_tasks(chips_dir)
+        init_args["num_classes"] = classes
+        if init_args.get("multilabel") is None:
+            init_args["multilabel"] = multilabel
 
 
 class _ParseOnlyCLI(TrainingCLI):
