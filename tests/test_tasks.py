@@ -511,3 +511,32 @@ def test_the_oracle_reads_its_heads_from_the_chip_store(tmp_path: Path) -> None:
     # No config names the classes: three per unique attribute come from the store itself.
     assert cli.model.num_classes == {"landcover": 6, "s1_unique": 3, "s2_unique": 3, "synergy": 3}
     assert cli.trainer.global_step >= 1  # and it trains on them
+
+
+def test_the_shipped_configs_write_everything_under_default_root_dir(
+    chips_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    root = tmp_path / "elsewhere"
+    cli = run_training(
+        [
+            "--config", str(REPO / "pipelines" / "configs" / "clip.yaml"),
+            "--model.init_args.backbone_kwargs", '{"channels": [8, 8, 16, 16]}',
+            "--model.init_args.backbone", "resnet10t",
+            "--data.chips_dir", str(chips_dir),
+            "--data.num_workers", "0",
+            "--trainer.default_root_dir", str(root),
+            "--trainer.max_epochs", "1",
+            "--trainer.limit_train_batches", "2",
+            "--trainer.limit_val_batches", "1",
+            "--trainer.enable_progress_bar", "false",
+        ]
+    )  # fmt: skip
+    # The trainer block comes from the shared trainer.yaml (its checkpoint callback, loggers).
+    assert cli.trainer.log_every_n_steps == 10
+    assert (root / "checkpoints" / "last.ckpt").is_file()
+    assert any((root / "checkpoints").glob("epoch=0-step=*.ckpt"))
+    assert (root / "logs" / "version_0" / "metrics.csv").is_file()
+    assert any((root / "tensorboard").rglob("events.out.tfevents.*"))
+    # Nothing under the default runs/train/clip of the working directory.
+    assert not (tmp_path / "runs").exists()

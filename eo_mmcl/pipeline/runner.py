@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.logging import RichHandler
 
 from eo_mmcl.errors import ConfigError
@@ -77,11 +78,26 @@ def stage_config(config: PipelineConfig, stage: str, base: Path) -> dict[str, An
     dumped = config.model_dump(mode="json")
     section: dict[str, Any] = {"seed": config.seed, stage: dumped.get(stage)}
     if stage == "train":
+        configs = base / config.train.configs
         section["objective_configs"] = {
-            o: tree_digest([base / config.train.configs / f"{o}.yaml"], base)
+            o: tree_digest(_config_files(configs / f"{o}.yaml"), base)
             for o in config.train.objectives
         }
     return section
+
+
+def _config_files(path: Path) -> list[Path]:
+    """A LightningCLI config and the files it includes (``trainer: trainer.yaml``)."""
+    try:
+        tree = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return [path]  # the training stage reports it
+    included = [
+        path.parent / value
+        for value in (tree.values() if isinstance(tree, dict) else [])
+        if isinstance(value, str) and value.endswith((".yaml", ".yml"))
+    ]
+    return [path, *included]
 
 
 def _source_inputs(config: PipelineConfig, base: Path) -> dict[str, Any]:

@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.io import atomic_output
 from eo_mmcl.pipeline.config import PipelineConfig
@@ -119,17 +117,6 @@ def run_tile(ctx: StageContext) -> dict[str, Any]:
     return dict(result.manifest["counts"])
 
 
-def _relocate(value: Any, old: str, new: str) -> Any:
-    """Replace the ``old`` path prefix by ``new`` in every string of a YAML tree."""
-    if isinstance(value, dict):
-        return {k: _relocate(v, old, new) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_relocate(v, old, new) for v in value]
-    if isinstance(value, str) and (value == old or value.startswith(old + "/")):
-        return new + value[len(old) :]
-    return value
-
-
 def run_folder(train_dir: Path, objective: str, seed: int) -> Path:
     """Folder of one training run: ``train/<objective>/seed_<seed>``.
 
@@ -144,45 +131,24 @@ def run_folder(train_dir: Path, objective: str, seed: int) -> Path:
     return train_dir / objective / f"seed_{seed}"
 
 
-def objective_config(ctx: StageContext, objective: str, seed: int) -> Path:
-    """Write the objective's LightningCLI config with its outputs moved into the run folder.
-
-    The configs in ``pipelines/configs`` write to ``runs/train/<objective>``; inside a run,
-    checkpoints and logs belong to ``<run_dir>/train/<objective>/seed_<seed>``.
-
-    Args:
-        ctx: The train stage's context.
-        objective: The objective.
-        seed: The training seed.
-
-    Returns:
-        The written config.
-    """
-    source = ctx.base / ctx.config.train.configs / f"{objective}.yaml"
-    tree = yaml.safe_load(source.read_text(encoding="utf-8"))
-    out_dir = run_folder(ctx.folder, objective, seed)
-    tree = _relocate(tree, f"runs/train/{objective}", str(out_dir))
-    path = out_dir / "config.yaml"
-    with atomic_output(path) as tmp:
-        tmp.write_text(yaml.safe_dump(tree, sort_keys=False), encoding="utf-8")
-    return path
-
-
-def training_args(ctx: StageContext, objective: str, seed: int, config: Path) -> list[str]:
+def training_args(ctx: StageContext, objective: str, seed: int) -> list[str]:
     """The LightningCLI arguments of one training run.
+
+    The objective's shipped config is read as it is: its logs and checkpoints follow
+    ``--trainer.default_root_dir``, here the run folder (:func:`run_folder`).
 
     Args:
         ctx: The train stage's context.
         objective: The objective.
         seed: The training seed (weights, views and the batch order).
-        config: Its written config (:func:`objective_config`).
 
     Returns:
         The arguments, the pipeline's ``train.args`` and ``objective_args`` last.
     """
     section = ctx.config.train
     args = [
-        "--config", str(config),
+        "--config", str(ctx.base / section.configs / f"{objective}.yaml"),
+        "--trainer.default_root_dir", str(run_folder(ctx.folder, objective, seed)),
         "--data.chips_dir", str(ctx.stage_dir("tile")),
         "--seed_everything", str(seed),
         "--data.seed", str(seed),
@@ -219,8 +185,8 @@ def _train_one(ctx: StageContext, objective: str, seed: int) -> dict[str, Any]:
     if done.is_file() and json.loads(done.read_text())["fingerprint"] == ctx.fingerprint:
         log.info("train: %s seed %d already trained, kept", objective, seed)
         return dict(json.loads(done.read_text())["summary"])
-    config = objective_config(ctx, objective, seed)
-    args = training_args(ctx, objective, seed, config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    args = training_args(ctx, objective, seed)
     last = out_dir / "checkpoints" / "last.ckpt"
     if last.is_file():
         log.info("train: %s seed %d resumes from %s", objective, seed, last)

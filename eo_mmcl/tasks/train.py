@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import pickle
 import warnings
 from collections.abc import Sequence
@@ -9,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from jsonargparse import Namespace
 from lightning import Trainer
+from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.cli import LightningCLI
 
 from eo_mmcl.datamodules import PairedS1S2DataModule
@@ -45,6 +48,7 @@ class TrainingCLI(LightningCLI):
         if trainer.get("precision") is None:
             trainer["precision"] = "bf16-mixed" if torch.cuda.is_available() else "32-true"
         _heads_from_store(config)
+        _outputs_under_root(config)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The configured trainer, with the every-epoch ``last.ckpt``.
@@ -61,6 +65,51 @@ class TrainingCLI(LightningCLI):
         trainer = super().instantiate_trainer(**kwargs)
         install_last_checkpoint(trainer)
         return trainer
+
+
+#: Where a run writes when its config names no ``trainer.default_root_dir``.
+DEFAULT_ROOT = "runs/train/{objective}"
+#: The loggers of a run whose config leaves ``trainer.logger`` at its default: class, folder.
+DEFAULT_LOGGERS = (
+    ("lightning.pytorch.loggers.CSVLogger", "logs"),
+    ("lightning.pytorch.loggers.TensorBoardLogger", "tensorboard"),
+)
+
+
+def _outputs_under_root(config: Any) -> None:
+    """Put every output of a run under ``trainer.default_root_dir``, as Lightning users expect.
+
+    A config that leaves ``trainer.logger`` at its default gets a CSV and a TensorBoard logger
+    there (``logs/``, ``tensorboard/``); checkpoint callbacks without a ``dirpath`` write into its
+    ``checkpoints/``; an unset root is ``runs/train/<objective>``. The shipped configs give none
+    of these paths, so ``--trainer.default_root_dir DIR`` moves logs and checkpoints alike.
+    """
+    trainer = config["trainer"]
+    if trainer.get("default_root_dir") is None:
+        model_class = _class(config["model"].get("class_path"))
+        objective = getattr(model_class, "objective", None) or "model"
+        trainer["default_root_dir"] = DEFAULT_ROOT.format(objective=objective)
+    root = Path(trainer["default_root_dir"])
+    if trainer.get("logger") in (None, True):
+        # Lightning's default logger, as a CSV table and TensorBoard events under the root.
+        trainer["logger"] = [
+            Namespace(class_path=path, init_args=Namespace(save_dir=str(root), name=name))
+            for path, name in DEFAULT_LOGGERS
+        ]
+    for callback in trainer.get("callbacks") or []:
+        init_args = callback.get("init_args") if hasattr(callback, "get") else None
+        if init_args is None or not issubclass(_class(callback.get("class_path")), ModelCheckpoint):
+            continue
+        if init_args.get("dirpath") is None:
+            init_args["dirpath"] = str(root / "checkpoints")
+
+
+def _class(class_path: Any) -> type:
+    """The class a config's ``class_path`` names (``object`` when it names none)."""
+    if not isinstance(class_path, str) or "." not in class_path:
+        return object
+    module, name = class_path.rsplit(".", 1)
+    return getattr(importlib.import_module(module), name, object)
 
 
 def _heads_from_store(config: Any) -> None:
