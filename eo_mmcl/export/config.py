@@ -6,7 +6,10 @@ Kept apart from the exporter so that the command line builds its options from
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+
+from eo_mmcl.errors import ConfigError
+from eo_mmcl.export.cog import UINT8_NODATA, resolve_dtype
 
 
 @dataclass(frozen=True)
@@ -50,3 +53,39 @@ class EmbedConfig:
         return EmbedConfig(
             self.modality, self.stride, window, step, self.dtype, self.batch_size, self.preview
         )
+
+
+def stored_type(config: EmbedConfig, messages: list[str]) -> EmbedConfig:
+    """The config with ``dtype`` as stored: an alias (``int8``) becomes its type, with a note.
+
+    Raises:
+        ConfigError: If the dtype is unknown.
+    """
+    dtype = resolve_dtype(config.dtype)
+    if dtype != config.dtype:
+        messages.append(
+            f"--dtype {config.dtype} writes {dtype} (codes 0..254, nodata {UINT8_NODATA}, a "
+            "scale and offset per band): GDAL before 3.7 and QGIS 3.22 misread signed 8-bit"
+        )
+    return replace(config, dtype=dtype)
+
+
+def ensure_config(config: EmbedConfig) -> None:
+    """Validate options that need no input files.
+
+    Args:
+        config: Options.
+
+    Raises:
+        ConfigError: If an option is out of range.
+    """
+    if config.batch_size < 1:
+        raise ConfigError(f"--batch-size must be >= 1, got {config.batch_size}")
+    # Windows and steps are counted in strides (a division by zero otherwise).
+    for option, value in (
+        ("stride", config.stride),
+        ("window", config.window),
+        ("step", config.step),
+    ):
+        if value is not None and value < 1:
+            raise ConfigError(f"--{option} must be >= 1, got {value}")

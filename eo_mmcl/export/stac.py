@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pystac
 import shapely
@@ -22,6 +22,9 @@ from rasterio.crs import CRS
 from rasterio.warp import transform_geom
 
 from eo_mmcl.io.atomic import atomic_output
+
+if TYPE_CHECKING:
+    from eo_mmcl.export.model import EmbeddingModel
 
 COG_MEDIA_TYPE = pystac.MediaType.COG
 
@@ -138,3 +141,89 @@ class _FlatLayout(pystac.layout.CustomLayoutStrategy):
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
     with atomic_output(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=1))
+
+
+def link_provenance(
+    item: pystac.Item, model: EmbeddingModel, checkpoint_sha: str, sources: Sequence[str]
+) -> None:
+    """Links from an embedding item to the model and the rasters it was computed from.
+
+    Absolute paths: they point outside the export folder, where the inputs stay when the
+    export is copied.
+    """
+    item.add_link(
+        pystac.Link(
+            "derived_from",
+            str(model.path.resolve()),
+            media_type="application/octet-stream",
+            title=f"model checkpoint ({model.objective}, sha256 {checkpoint_sha[:12]})",
+        )
+    )
+    for source in sources:
+        item.add_link(
+            pystac.Link(
+                "derived_from", str(Path(source).resolve()), media_type=COG_MEDIA_TYPE,
+                title="source raster",
+            )
+        )  # fmt: skip
+
+
+def chip_item(
+    model: EmbeddingModel,
+    checkpoint_sha: str,
+    key: str,
+    path: Path,
+    dates: list[datetime],
+    chip_size: int,
+) -> pystac.Item:
+    """The STAC item of one chip-embedding table (and its FlatGeobuf footprints).
+
+    Args:
+        model: The model that embedded the chips.
+        checkpoint_sha: Its checkpoint's SHA-256.
+        key: Embedding key.
+        path: The GeoParquet table.
+        dates: The scenes' dates (the item's dates).
+        chip_size: Chip side in pixels.
+
+    Returns:
+        The item, linked to the model.
+    """
+    import geopandas as gpd
+
+    from eo_mmcl.export.chips import footprints_path
+
+    frame = gpd.read_parquet(path)
+    dims = len(frame["embedding"].iloc[0]) if len(frame) else 0
+    hull = frame.geometry.union_all().envelope if len(frame) else None
+    geometry = (
+        json.loads(gpd.GeoSeries([hull], crs=frame.crs).to_json())["features"][0]["geometry"]
+        if hull is not None
+        else {"type": "Polygon", "coordinates": [[[0, 0], [0, 0], [0, 0], [0, 0]]]}
+    )
+    properties = {
+        "emb:type": "chip",
+        "emb:dimensions": dims,
+        "emb:data_type": "float32",
+        # One pooled embedding per chip of the chip store, the chip whole.
+        "emb:chip_layout": {"type": "chip", "chip_size_px": chip_size},
+        "emb:model": {"objective": model.objective, "checkpoint_sha256": checkpoint_sha},
+        "eo_mmcl:embedding_key": key,
+        "eo_mmcl:chips": len(frame),
+    }
+    assets = {
+        "embedding": pystac.Asset(
+            str(path.resolve()), media_type="application/vnd.apache.parquet", roles=["data"]
+        )
+    }
+    footprints = footprints_path(path)
+    if footprints.is_file():
+        assets["footprints"] = pystac.Asset(
+            str(footprints.resolve()),
+            media_type="application/vnd.flatgeobuf",
+            roles=["metadata"],
+            title="chip footprints with their first three principal components",
+        )
+    item = embedding_item(path.stem, geometry, dates, properties, assets)
+    link_provenance(item, model, checkpoint_sha, [])
+    return item
