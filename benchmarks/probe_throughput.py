@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from eo_mmcl.probes import ProbeConfig, extract_embeddings, load_chip_labels, load_objective
-from eo_mmcl.probes.run import _probe_embeddings, _train_rows
+from eo_mmcl.probes.collect import probe_embeddings, train_rows
 
 DEMO = ["supervised", "clip", "cross_self", "coral"]
 
@@ -50,8 +50,8 @@ def main() -> None:
         start = time.perf_counter()
         rows = []
         for seed in range(args.seeds):
-            train_rows = _train_rows(labels, config.train_fraction, 0, seed)
-            rows += _probe_embeddings(emb, labels, config, train_rows, seed, lambda *a: None)
+            subsample = train_rows(labels, config.train_fraction, 0, seed)
+            rows += probe_embeddings(emb, labels, config, subsample, seed, lambda *a: None)
         probe_s = time.perf_counter() - start
         embed_total += embed_s
         probe_total += probe_s

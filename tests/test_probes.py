@@ -32,8 +32,8 @@ from eo_mmcl.probes import (
     segmentation_probe,
     survival_ratio,
 )
-from eo_mmcl.probes.classifiers import _pixel_features
 from eo_mmcl.probes.embeddings import find_embedding_tables
+from eo_mmcl.probes.segmentation import _pixel_features
 from eo_mmcl.tasks import CLIPTask, SupervisedTask
 
 SPLIT = np.array(["train"] * 120 + ["val"] * 40 + ["test"] * 40)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.export.config import EmbedConfig
-from eo_mmcl.probes.run import ProbeConfig
+from eo_mmcl.probes.config import ProbeConfig
 from eo_mmcl.simulate import SimulationConfig
 from eo_mmcl.tiling import TileConfig
 

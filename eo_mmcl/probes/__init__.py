@@ -12,9 +12,8 @@ from eo_mmcl.probes.classifiers import (
     linear_probe,
     miou,
     miou_chance,
-    segmentation_knn_probe,
-    segmentation_probe,
 )
+from eo_mmcl.probes.config import PROBES, ProbeConfig, parse_keys
 from eo_mmcl.probes.embeddings import (
     DEFAULT_KEYS,
     DEPTHS,
@@ -24,7 +23,8 @@ from eo_mmcl.probes.embeddings import (
     load_objective,
     random_init_like,
 )
-from eo_mmcl.probes.run import PROBES, ProbeConfig, ProbeRun, parse_keys, run_probes
+from eo_mmcl.probes.run import ProbeRun, run_probes
+from eo_mmcl.probes.segmentation import segmentation_knn_probe, segmentation_probe
 from eo_mmcl.probes.survival import add_survival, best_per_group, summarise, survival_ratio
 from eo_mmcl.probes.tasks import GROUPS, ChipLabels, ProbeTask, load_chip_labels
 

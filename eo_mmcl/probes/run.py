@@ -6,7 +6,7 @@ import hashlib
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,36 +17,28 @@ from eo_mmcl import __version__
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.io.digest import json_digest, sha256_file
-from eo_mmcl.probes.classifiers import (
-    ProbeResult,
-    knn_probe,
-    linear_probe,
-    segmentation_knn_probe,
-    segmentation_probe,
-)
+from eo_mmcl.probes.collect import Collector
+from eo_mmcl.probes.config import ProbeConfig
 from eo_mmcl.probes.embeddings import (
-    BAND_STATISTICS,
-    DEPTHS,
-    RANDOM_INIT,
-    ChipEmbeddings,
-    band_statistics,
     extract_embeddings,
     find_embedding_tables,
     load_objective,
     random_init_like,
-    read_embedding_table,
     write_embedding_table,
 )
 from eo_mmcl.probes.instrument import instrument_table
+from eo_mmcl.probes.references import (
+    named_floors,
+    probe_band_statistics,
+    probe_floors,
+    probe_tables,
+)
 from eo_mmcl.probes.survival import CEILING_NOTE, ORACLE, add_survival
 from eo_mmcl.probes.tasks import ChipLabels, load_chip_labels
 from eo_mmcl.probes.truth import truth_ceilings
 from eo_mmcl.tasks import ObjectiveTask
 from eo_mmcl.tasks.checkpoint import check_fits_store, checkpoint_meta, read_checkpoint
 
-PROBES = ("linear", "knn", "segmentation", "segmentation_knn")
-#: The per-pixel probes (feature maps, mIoU), linear and kNN heads.
-SEGMENTATION_PROBES = ("segmentation", "segmentation_knn")
 PROBE_TABLE = "probes.parquet"
 PROBE_CSV = "probes.csv"
 INSTRUMENT_TABLE = "instrument.parquet"
@@ -56,48 +48,6 @@ PREDICTIONS_FILE = "predictions.parquet"
 SEGMENTATION_FILE = "segmentation.npz"
 LABELS_FILE = "labels.npz"
 CHIPS_FILE = "chips.parquet"
-
-
-@dataclass
-class ProbeConfig:
-    """What ``eo-mmcl probe`` measures.
-
-    Args:
-        seeds: Probe seeds per training seed; probe seed ``s`` draws the probes' train
-            subsample (the random-init weights come from the training seeds).
-        probes: Probes to run (``linear``, ``knn``, ``segmentation``, ``segmentation_knn``).
-        train_fraction: Fraction of the train chips each seed's probes train on.
-        keys: Embedding key per depth, per objective (``"*"`` for every objective), e.g.
-            ``{"coral": {"projection": "proj_joint"}, "*": {"backbone": "joint"}}``.
-        pixels_per_chip: Pixels per chip sampled to train the segmentation head.
-        random_init: Also probe untrained encoders of each architecture (the floor).
-        reference: Also probe per-chip band statistics (``band-stats``, no learning).
-    """
-
-    seeds: int = 3
-    probes: tuple[str, ...] = PROBES
-    train_fraction: float = 0.8
-    keys: dict[str, dict[str, str]] = field(default_factory=dict)
-    pixels_per_chip: int = 16
-    random_init: bool = True
-    reference: bool = True
-
-    def __post_init__(self) -> None:
-        unknown = sorted(set(self.probes) - set(PROBES))
-        if unknown:
-            raise ConfigError(f"unknown probes {unknown}; expected some of {PROBES}")
-        if self.seeds < 1:
-            raise ConfigError(f"seeds must be >= 1, got {self.seeds}")
-        if not 0 < self.train_fraction <= 1:
-            raise ConfigError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
-        for objective, per_depth in self.keys.items():
-            bad = sorted(set(per_depth) - set(DEPTHS))
-            if bad:
-                raise ConfigError(f"--key {objective}: unknown depths {bad}; expected {DEPTHS}")
-
-    def keys_for(self, objective: str) -> dict[str, str]:
-        """Embedding keys of one objective (its own overrides over the ``*`` ones)."""
-        return {**self.keys.get("*", {}), **self.keys.get(objective, {})}
 
 
 @dataclass
@@ -117,30 +67,6 @@ class ProbeRun:
     seconds: float = 0.0
 
 
-def parse_keys(specs: Sequence[str]) -> dict[str, dict[str, str]]:
-    """Parse ``--key`` options: ``DEPTH=KEY`` or ``OBJECTIVE:DEPTH=KEY``.
-
-    Args:
-        specs: The option values.
-
-    Returns:
-        Keys per objective (``"*"`` for all) and depth.
-
-    Raises:
-        ConfigError: If a value is malformed.
-    """
-    keys: dict[str, dict[str, str]] = {}
-    for spec in specs:
-        target, sep, key = spec.partition("=")
-        objective, _, depth = target.rpartition(":")
-        if not sep or not key or depth not in DEPTHS:
-            raise ConfigError(
-                f"--key {spec!r}: expected DEPTH=KEY or OBJECTIVE:DEPTH=KEY with DEPTH in {DEPTHS}"
-            )
-        keys.setdefault(objective or "*", {})[depth] = key
-    return keys
-
-
 def _fingerprint(
     chips_dir: Path, checkpoints: Sequence[Path], embeddings_dir: Path | None, config: ProbeConfig
 ) -> str:
@@ -152,105 +78,6 @@ def _fingerprint(
         tables = find_embedding_tables(embeddings_dir)
         parts += [[str(t.path), sha256_file(t.path)] for t in tables]
     return json_digest(parts)
-
-
-def _train_rows(labels: ChipLabels, fraction: float, train_seed: int, seed: int) -> np.ndarray:
-    """The train chips one probe fit learns from: a subsample drawn from both seeds."""
-    train = np.flatnonzero(labels.split == "train")
-    if fraction >= 1:
-        return train
-    rng = np.random.default_rng([train_seed, seed, 7])
-    return np.sort(rng.choice(train, size=max(2, round(fraction * train.size)), replace=False))
-
-
-#: What a ``keep`` callback receives: a row, the test targets and the test predictions.
-Keep = Callable[[dict[str, Any], np.ndarray, np.ndarray], None]
-
-
-def _probe_embeddings(
-    emb: ChipEmbeddings,
-    labels: ChipLabels,
-    config: ProbeConfig,
-    train_rows: np.ndarray,
-    seed: int,
-    keep: Keep,
-) -> list[dict[str, Any]]:
-    """Every probe of every task on one model's embeddings for one probe seed.
-
-    Rows of the embeddings of both sensors have ``sensor`` ``joint``; where ``emb.sensors`` holds
-    each sensor's features alone (the references), their rows (``s1``, ``s2``, backbone depth)
-    feed the instrument's wrong-sensor check.
-    """
-    rows: list[dict[str, Any]] = []
-    n_test = int((labels.split == "test").sum())
-
-    def result_fields(result: ProbeResult) -> dict[str, Any]:
-        """The columns every probe row shares: the score and what it was measured on."""
-        return {
-            "metric": result.metric,
-            "score": result.score,
-            "chance": result.chance,
-            "param": float(result.param),
-            "val_score": result.val_score,
-            "val_chance": result.val_chance,
-            "n_train": int(train_rows.size),
-            "n_test": n_test,
-        }
-
-    inputs = [(depth, "joint", emb.keys[depth], x) for depth, x in emb.pooled.items()]
-    inputs += [("backbone", sensor, sensor, x) for sensor, x in emb.sensors.items()]
-    for task in labels.tasks.values():
-        y = labels.chip[task.name]
-        for depth, sensor, key, x in inputs:
-            for probe in ("linear", "knn"):
-                if probe not in config.probes:
-                    continue
-                if probe == "linear":
-                    result = linear_probe(x, y, labels.split, train_rows, seed=seed)
-                else:
-                    result = knn_probe(x, y, labels.split, train_rows)
-                row = {
-                    "task": task.name,
-                    "group": task.group,
-                    "probe": probe,
-                    "depth": depth,
-                    "sensor": sensor,
-                    "embedding": key,
-                    **result_fields(result),
-                }
-                rows.append(row)
-                if sensor == "joint":
-                    keep(row, result.y_true, result.y_pred)
-        if task.kind != "pixel":
-            continue
-        for probe in (p for p in SEGMENTATION_PROBES if p in config.probes):
-            for sensor in ["joint", *emb.sensors]:
-                dense = emb.dense_of(sensor)
-                if dense is None:
-                    continue
-                pixels = labels.pixel[task.name]
-                if probe == "segmentation":
-                    result = segmentation_probe(
-                        dense, pixels, labels.split, task.num_classes, train_rows,
-                        pixels_per_chip=config.pixels_per_chip, seed=seed,
-                    )  # fmt: skip
-                else:
-                    result = segmentation_knn_probe(
-                        dense, pixels, labels.split, task.num_classes, train_rows
-                    )
-                row = {
-                    "task": task.name,
-                    "group": task.group,
-                    "probe": probe,
-                    "depth": "backbone",
-                    "sensor": sensor,
-                    "embedding": "dense_s1_s2" if sensor == "joint" else f"dense_{sensor}",
-                    **result_fields(result),
-                }
-                rows.append(row)
-                if sensor == "joint":
-                    keep(row, result.y_true, result.y_pred)
-    return rows
 
 
 def _weights_hash(task: ObjectiveTask) -> str:
@@ -296,82 +123,6 @@ def _simulator_settings(scenes_dir: Path | None) -> list[dict[str, Any]]:
             }
         )
     return settings
-
-
-@dataclass
-class _Collector:
-    """Probe rows of every embedding set, and the report's predictions and maps beside them.
-
-    Args:
-        labels: The chip labels.
-        config: What to probe.
-    """
-
-    labels: ChipLabels
-    config: ProbeConfig
-    rows: list[dict[str, Any]] = field(default_factory=list)
-    predictions: list[pd.DataFrame] = field(default_factory=list)
-    maps: dict[str, np.ndarray] = field(default_factory=dict)
-    _kept: set[str] = field(default_factory=set)
-
-    def probe(self, emb: ChipEmbeddings, run: int, train_seed: int, floor: str) -> None:
-        """Probe one embedding set at every probe seed.
-
-        The report's predictions and maps are those of an objective's first set, probe seed 0.
-
-        Args:
-            emb: The embeddings.
-            run: Index of the set among its objective's (order of the checkpoints).
-            train_seed: The training seed of the weights (the error bars' unit).
-            floor: Name of the objective's random-init floor (filled in later).
-        """
-        first = emb.objective not in self._kept
-        self._kept.add(emb.objective)
-        test_rows = np.flatnonzero(self.labels.split == "test")
-        chip_ids = self.labels.store_index[test_rows]
-        for seed in range(self.config.seeds):
-            ident = {
-                "objective": emb.objective,
-                "run": run,
-                "train_seed": train_seed,
-                "architecture": emb.architecture,
-                "floor": floor,
-                "seed": seed,
-                "checkpoint": emb.source,
-            }
-
-            def keep(
-                row: dict[str, Any],
-                y_true: np.ndarray,
-                y_pred: np.ndarray,
-                kept: bool = first and seed == 0,
-            ) -> None:
-                if not kept or y_pred.size == 0:
-                    return
-                if row["probe"] in SEGMENTATION_PROBES:
-                    # The report's maps are the linear head's, as they always were.
-                    if row["probe"] == "segmentation":
-                        self.maps[f"{emb.objective}|{row['task']}"] = y_pred.astype(np.uint8)
-                    return
-                if y_true.size != chip_ids.size:
-                    return
-                self.predictions.append(
-                    pd.DataFrame(
-                        {
-                            "objective": emb.objective,
-                            "task": row["task"],
-                            "probe": row["probe"],
-                            "depth": row["depth"],
-                            "store_index": chip_ids,
-                            "y_true": y_true.astype(np.int64),
-                            "y_pred": y_pred.astype(np.int64),
-                        }
-                    )
-                )
-
-            train_rows = _train_rows(self.labels, self.config.train_fraction, train_seed, seed)
-            found = _probe_embeddings(emb, self.labels, self.config, train_rows, seed, keep)
-            self.rows += [{**ident, **row} for row in found]
 
 
 def _training_seeds(tasks: Sequence[tuple[Path, ObjectiveTask]]) -> list[int]:
@@ -472,7 +223,7 @@ def run_probes(
         return ProbeRun(pd.read_parquet(out / PROBE_TABLE), out, reused=True)
     start = time.perf_counter()
     store_index = labels.store_index
-    collector = _Collector(labels, config)
+    collector = Collector(labels, config)
     embedding_dir = out / "embeddings"
     tasks = [(path, load_objective(path)) for path in paths]
     train_seeds = _training_seeds(tasks)
@@ -507,11 +258,11 @@ def run_probes(
         collector.probe(emb, run, train_seed, floor_name)
     all_seeds = sorted(set(train_seeds)) or [0]
     if config.reference:
-        _probe_band_statistics(chips, store_index, all_seeds, collector, log)
+        probe_band_statistics(chips, store_index, all_seeds, collector, log)
     if embeddings_dir is not None:
-        _probe_tables(Path(embeddings_dir), store_index, collector, log)
-    _probe_floors(floors, floor_seeds, chips, store_index, config, collector, embedding_dir, log)
-    raw = _named_floors(pd.DataFrame(collector.rows), floors)
+        probe_tables(Path(embeddings_dir), store_index, collector, log)
+    probe_floors(floors, floor_seeds, chips, store_index, config, collector, embedding_dir, log)
+    raw = named_floors(pd.DataFrame(collector.rows), floors)
     table = add_survival(raw)
     truth = truth_ceilings(labels, Path(scenes_dir)) if scenes_dir else {}
     instrument = instrument_table(table, truth)
@@ -558,106 +309,11 @@ def _write_table(out: Path, table: pd.DataFrame, meta: dict[str, Any]) -> None:
         table.to_parquet(tmp, index=False)
 
 
-def _probe_band_statistics(
-    chips: Path,
-    store_index: np.ndarray,
-    train_seeds: list[int],
-    collector: _Collector,
-    log: Callable[[str], None],
-) -> None:
-    """Probe the learning-free band-statistics reference under each training seed.
-
-    No training: the same features under each training seed's probe subsamples, so that its
-    rows nest like every other row's.
-    """
-    log(f"probing {BAND_STATISTICS}")
-    stats = band_statistics(chips, store_index)
-    for train_seed in train_seeds:
-        collector.probe(stats, 0, train_seed, "")
-
-
-def _probe_tables(
-    embeddings_dir: Path,
-    store_index: np.ndarray,
-    collector: _Collector,
-    log: Callable[[str], None],
-) -> None:
-    """Probe the per-chip embedding tables found below ``embeddings_dir``."""
-    for found in find_embedding_tables(embeddings_dir):
-        emb = ChipEmbeddings(
-            objective=found.name,
-            architecture=found.architecture,
-            source=str(found.path),
-            store_index=store_index,
-            pooled={found.depth: read_embedding_table(found.path, store_index)},
-            keys={found.depth: "embedding"},
-        )
-        log(f"probing {found.name}")
-        collector.probe(emb, 0, 0, "")
-
-
-def _floor_names(floors: dict[str, tuple[ObjectiveTask, str]]) -> dict[str, str]:
-    """Row name of each floored objective's floor.
-
-    ``random-init`` where one architecture has a floor, ``random-init:<objective>`` otherwise.
-    """
-    objectives = [objective for _, objective in floors.values()]
-    single = len(set(objectives)) == 1
-    return {o: RANDOM_INIT if single else f"{RANDOM_INIT}:{o}" for o in objectives}
-
-
-def _probe_floors(
-    floors: dict[str, tuple[ObjectiveTask, str]],
-    floor_seeds: list[int],
-    chips: Path,
-    store_index: np.ndarray,
-    config: ProbeConfig,
-    collector: _Collector,
-    embedding_dir: Path,
-    log: Callable[[str], None],
-) -> None:
-    """Probe each random-init floor, its weights drawn from each training seed it floors."""
-    names = _floor_names(floors)
-    for task, objective in floors.values():
-        name = names[objective]
-        log(f"probing {name}")
-        for train_seed in floor_seeds:
-            floor = random_init_like(task, train_seed)
-            emb = extract_embeddings(
-                floor,
-                chips,
-                store_index,
-                config.keys_for(objective),
-                objective=name,
-                source=f"{RANDOM_INIT}({objective}, seed={train_seed})",
-            )
-            if train_seed == floor_seeds[0]:
-                for depth in emb.pooled:
-                    write_embedding_table(
-                        embedding_dir / f"{name}__{depth}.parquet",
-                        emb,
-                        depth,
-                        collector.labels.index,
-                    )
-            collector.probe(emb, 0, train_seed, name)
-
-
-def _named_floors(raw: pd.DataFrame, floors: dict[str, tuple[ObjectiveTask, str]]) -> pd.DataFrame:
-    """Point every row at its floor by the floor's row name (the oracle: the first floor)."""
-    names = _floor_names(floors)
-    raw["floor"] = raw["floor"].map(lambda f: names.get(f, "") if f else "")
-    raw.loc[raw["objective"].astype(str).str.startswith(RANDOM_INIT), "floor"] = raw["objective"]
-    if (raw["objective"] == ORACLE).any() and floors:
-        first = names[next(iter(floors.values()))[1]]
-        raw.loc[raw["objective"] == ORACLE, "floor"] = first  # same backbones, untrained
-    return raw
-
-
 def _write_outputs(
     out: Path,
     labels: ChipLabels,
     table: pd.DataFrame,
-    collector: _Collector,
+    collector: Collector,
     instrument: pd.DataFrame,
 ) -> None:
     """The report's inputs beside the table: instrument, predictions, maps, truth, chips."""
