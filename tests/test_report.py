@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from eo_mmcl.cli import app
 from eo_mmcl.probes.tasks import GROUPS
 from eo_mmcl.report import depth_findings, depth_table, findings, main_table
-from eo_mmcl.report.tables import instrument_findings
+from eo_mmcl.report.findings import instrument_findings
 
 
 @pytest.fixture(scope="module")

@@ -29,20 +29,20 @@ from eo_mmcl.probes.run import (
 )
 from eo_mmcl.probes.tasks import GROUP_NAMES
 from eo_mmcl.report import plots
-from eo_mmcl.report.map import leaflet_assets, map_layers
-from eo_mmcl.report.tables import (
-    best_choice_table,
+from eo_mmcl.report.findings import (
     comparison_sentences,
     depth_findings,
-    depth_table,
     findings,
+    instrument_findings,
+)
+from eo_mmcl.report.formatting import (
+    best_choice_table,
     format_instrument,
     format_main,
-    instrument_findings,
-    main_table,
-    objective_order,
     to_markdown,
 )
+from eo_mmcl.report.map import leaflet_assets, map_layers
+from eo_mmcl.report.tables import depth_table, main_table, objective_order
 
 REPORT_TITLE = "eo_mmcl report"
 REPORT_MD = "report.md"
