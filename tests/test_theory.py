@@ -32,10 +32,11 @@ from eo_mmcl.theory import (
     sample_misaligned_latents,
 )
 from eo_mmcl.theory.cli import parse_list, theory_app
-from eo_mmcl.theory.data import linear_mixing, misaligned_mixing, mix_misaligned
+from eo_mmcl.theory.data import linear_mixing
 from eo_mmcl.theory.encoders import linear_encoder, mlp_encoder
 from eo_mmcl.theory.linear import LinearResults
-from eo_mmcl.theory.section import misalignment_ranking
+from eo_mmcl.theory.misaligned_data import misaligned_mixing, mix_misaligned
+from eo_mmcl.theory.misalignment_section import misalignment_ranking
 
 runner = CliRunner()
 

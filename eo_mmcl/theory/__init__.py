@@ -24,14 +24,16 @@ if TYPE_CHECKING:
     from eo_mmcl.theory.data import (
         LatentDataset,
         LinearGaussianConfig,
-        MisalignmentConfig,
         PairedSplit,
         sample_linear_gaussian,
-        sample_misaligned,
-        sample_misaligned_latents,
     )
     from eo_mmcl.theory.lab import LabOutput, run_linear_lab, run_misalignment_lab
     from eo_mmcl.theory.linear import LinearResults, LinearSweep, run_linear_sweep
+    from eo_mmcl.theory.misaligned_data import (
+        MisalignmentConfig,
+        sample_misaligned,
+        sample_misaligned_latents,
+    )
     from eo_mmcl.theory.misalignment import MisalignmentSweep, run_misalignment_sweep
     from eo_mmcl.theory.objectives import OBJECTIVES, VectorObjective, build_objective
     from eo_mmcl.theory.probes import kernel_probe_r2, linear_probe_r2
@@ -48,7 +50,7 @@ _LAZY = {
     "LinearGaussianConfig": "data",
     "LinearResults": "linear",
     "LinearSweep": "linear",
-    "MisalignmentConfig": "data",
+    "MisalignmentConfig": "misaligned_data",
     "MisalignmentSweep": "misalignment",
     "OBJECTIVES": "objectives",
     "PairedSplit": "data",
@@ -66,8 +68,8 @@ _LAZY = {
     "run_misalignment_lab": "lab",
     "run_misalignment_sweep": "misalignment",
     "sample_linear_gaussian": "data",
-    "sample_misaligned": "data",
-    "sample_misaligned_latents": "data",
+    "sample_misaligned": "misaligned_data",
+    "sample_misaligned_latents": "misaligned_data",
     "train_objective": "training",
 }
 

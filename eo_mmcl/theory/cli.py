@@ -253,7 +253,7 @@ def identifiability_command(
     R^2 of every factor from the modality-1 embedding. Writes OUT_DIR/results.csv,
     misalignment_r2.png and section.md.
     """
-    from eo_mmcl.theory import lab, misalignment, section
+    from eo_mmcl.theory import lab, misalignment, misalignment_section
     from eo_mmcl.theory.training import TrainConfig
 
     defaults = misalignment.MisalignmentSweep()
@@ -279,10 +279,10 @@ def identifiability_command(
     out = lab.run_misalignment_lab(
         output, sweep, force=force, on_run=err_console.print if progress else None
     )
-    header, rows = section.misalignment_summary(out.results)
+    header, rows = misalignment_section.misalignment_summary(out.results)
     _print_table("Misalignment setting: mean probe R² of the modality-1 embedding", header, rows)
     _report(out, sweep.n_runs)
-    _print_pairs(section.misalignment_ranking(out.results))
+    _print_pairs(misalignment_section.misalignment_ranking(out.results))
 
 
 # `theory misalignment` shared its name with the EO sweep `study misalignment`.

@@ -18,7 +18,7 @@ import pandas as pd
 
 from eo_mmcl import __version__
 from eo_mmcl.io import atomic_output
-from eo_mmcl.theory import linear, misalignment, plots, section
+from eo_mmcl.theory import linear, misalignment, misalignment_section, plots, section
 
 #: File names inside OUT_DIR.
 RESULTS: Final = "results.csv"
@@ -223,6 +223,11 @@ def run_misalignment_lab(
                 results, misalignment.GROUPS, out_dir / "misalignment_r2.png"
             )
         ]
-        return results, {}, figures, section.misalignment_section(results, settings, figures)
+        return (
+            results,
+            {},
+            figures,
+            misalignment_section.misalignment_section(results, settings, figures),
+        )
 
     return _run_lab(out_dir, settings, force, produce)

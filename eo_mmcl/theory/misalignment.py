@@ -2,11 +2,12 @@
 
 With misaligned pairs, contrastive learning identifies exactly the semantic factors that are
 neither missing from one modality (selection bias) nor perturbed between them (perturbation
-bias) (Cai et al., 2025). The sweep draws data from `eo_mmcl.theory.data.sample_misaligned`
-over ``|I_theta|``, ``|I_rho|`` and the perturbation probability, trains MLP encoders with the
-project's ``clip`` loss over embedding dimension and temperature, and probes the modality-1
-embedding (modality 1 sees every factor) for every semantic and modality-specific factor with
-a linear and a kernel probe. Untrained encoders (``random``) give the floor.
+bias) (Cai et al., 2025). The sweep draws data from
+`eo_mmcl.theory.misaligned_data.sample_misaligned` over ``|I_theta|``, ``|I_rho|`` and the
+perturbation probability, trains MLP encoders with the project's ``clip`` loss over embedding
+dimension and temperature, and probes the modality-1 embedding (modality 1 sees every factor)
+for every semantic and modality-specific factor with a linear and a kernel probe. Untrained
+encoders (``random``) give the floor.
 """
 
 from __future__ import annotations
@@ -21,8 +22,9 @@ from typing import Any, Final
 import pandas as pd
 
 from eo_mmcl.errors import ConfigError
-from eo_mmcl.theory.data import LatentDataset, MisalignmentConfig, sample_misaligned
+from eo_mmcl.theory.data import LatentDataset
 from eo_mmcl.theory.encoders import mlp_encoder
+from eo_mmcl.theory.misaligned_data import MisalignmentConfig, sample_misaligned
 from eo_mmcl.theory.objectives import MODALITY1, build_objective
 from eo_mmcl.theory.probes import PROBES, probe_r2
 from eo_mmcl.theory.summary import probe_records, tidy_frame

@@ -15,7 +15,7 @@ from typing import Any, cast
 import numpy as np
 import pandas as pd
 
-from eo_mmcl.theory import linear, misalignment
+from eo_mmcl.theory import linear
 from eo_mmcl.theory.plots import OBJECTIVE_ORDER
 from eo_mmcl.theory.probes import PROBES
 from eo_mmcl.theory.summary import format_setting, group_means, summary_rows
@@ -29,24 +29,13 @@ LINEAR_INDEX: tuple[str, ...] = (
     "embedding_dim",
 )
 
-#: Setting columns of the misalignment summary, before constant ones are dropped.
-MISALIGNMENT_INDEX: tuple[str, ...] = (
-    "theta_size",
-    "rho_size",
-    "perturb_prob",
-    "objective",
-    "embedding_dim",
-    "temperature",
-    "probe",
-)
 
-
-def _varying(frame: pd.DataFrame, columns: Sequence[str], keep: Sequence[str]) -> list[str]:
+def varying_columns(frame: pd.DataFrame, columns: Sequence[str], keep: Sequence[str]) -> list[str]:
     """Columns that take more than one value (constant ones go into the caption instead)."""
     return [c for c in columns if c in keep or frame[c].nunique(dropna=False) > 1]
 
 
-def _sorted(summary: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
+def sorted_summary(summary: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
     """Rows in a reading order: baselines first, NaN temperatures first, linear probe first."""
 
     def key(column: str) -> pd.Series:
@@ -73,8 +62,8 @@ def linear_summary(results: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
         Header and rows (settings that never vary are left out).
     """
     joint = results[results["embedding"] == "joint"]
-    index = _varying(joint, LINEAR_INDEX, keep=("objective", "embedding_dim"))
-    summary = _sorted(group_means(joint, index, linear.GROUPS), index)
+    index = varying_columns(joint, LINEAR_INDEX, keep=("objective", "embedding_dim"))
+    summary = sorted_summary(group_means(joint, index, linear.GROUPS), index)
     return summary_rows(summary, index, linear.GROUPS)
 
 
@@ -87,13 +76,13 @@ def linear_angle_summary(angles: pd.DataFrame) -> tuple[list[str], list[list[str
     Returns:
         Header and rows, angles in degrees (mean over seeds).
     """
-    index = _varying(angles, LINEAR_INDEX, keep=("objective", "embedding_dim"))
+    index = varying_columns(angles, LINEAR_INDEX, keep=("objective", "embedding_dim"))
     table = (
         angles.groupby(index, dropna=False, sort=False)[["max_angle_deg", "mean_angle_deg"]]
         .mean()
         .reset_index()
     )
-    table = _sorted(table, index)
+    table = sorted_summary(table, index)
     header = [*index, "max_angle_deg", "mean_angle_deg"]
     rows = [
         [format_setting(row[c]) for c in index]
@@ -101,22 +90,6 @@ def linear_angle_summary(angles: pd.DataFrame) -> tuple[list[str], list[list[str
         for _, row in table.iterrows()
     ]
     return header, rows
-
-
-def misalignment_summary(results: pd.DataFrame) -> tuple[list[str], list[list[str]]]:
-    """Mean probe R^2 per factor group of the modality-1 embedding, per setting and probe.
-
-    Args:
-        results: The misalignment experiment's tidy table.
-
-    Returns:
-        Header and rows (settings that never vary are left out).
-    """
-    index = _varying(
-        results, MISALIGNMENT_INDEX, keep=("theta_size", "rho_size", "objective", "probe")
-    )
-    summary = _sorted(group_means(results, index, misalignment.GROUPS), index)
-    return summary_rows(summary, index, misalignment.GROUPS)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -137,7 +110,17 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _settings_text(settings: Mapping[str, Any], keys: Sequence[str]) -> str:
+def settings_text(settings: Mapping[str, Any], keys: Sequence[str]) -> str:
+    """The fixed settings of a sweep as ``key=value`` text (lists comma-joined).
+
+    Args:
+        settings: The sweep's settings.
+        keys: Which to show, in order.
+
+    Returns:
+        ``"k1=v1, k2=a,b"``.
+    """
+
     def text(value: Any) -> str:
         if isinstance(value, list | tuple):
             return ",".join(str(v) for v in value)
@@ -146,7 +129,16 @@ def _settings_text(settings: Mapping[str, Any], keys: Sequence[str]) -> str:
     return ", ".join(f"{k}={text(settings[k])}" for k in keys)
 
 
-def _mean_r2(results: pd.DataFrame, **where: Any) -> float:
+def mean_r2(results: pd.DataFrame, **where: Any) -> float:
+    """Mean probe R² of the rows matching every ``column=value`` given.
+
+    Args:
+        results: A tidy results table with an ``r2`` column.
+        **where: Column values the rows must have.
+
+    Returns:
+        The mean, NaN where no row matches.
+    """
     mask = np.ones(len(results), dtype=bool)
     for column, value in where.items():
         mask &= (results[column] == value).to_numpy()
@@ -191,16 +183,16 @@ def linear_checks(
                 "variance_ratio": ratio,
                 "noise_std": noise,
                 "temperature": temperature,
-                "clip_r2_s_at_dim_s": _mean_r2(
+                "clip_r2_s_at_dim_s": mean_r2(
                     at, objective="clip", embedding_dim=k_s, factor_group="shared"
                 ),
-                "clip_r2_u1_at_dim_s": _mean_r2(
+                "clip_r2_u1_at_dim_s": mean_r2(
                     at, objective="clip", embedding_dim=k_s, factor_group="unique1"
                 ),
-                "clip_r2_u1_at_dim_s_plus_u": _mean_r2(
+                "clip_r2_u1_at_dim_s_plus_u": mean_r2(
                     at, objective="clip", embedding_dim=k_su, factor_group="unique1"
                 ),
-                "cross_self_r2_u1_at_dim_s_plus_u": _mean_r2(
+                "cross_self_r2_u1_at_dim_s_plus_u": mean_r2(
                     at, objective="cross_self", embedding_dim=k_su, factor_group="unique1"
                 ),
                 "clip_cca_max_angle_deg_at_dim_s": float(angle.mean()) if len(angle) else math.nan,
@@ -269,7 +261,7 @@ def linear_section(
     checks = linear_checks(results, angles, settings["shared_dim"], settings["unique_dim"])
     train = settings["train"]
     views = settings["views"]
-    fixed = _settings_text(
+    fixed = settings_text(
         settings, ["shared_dim", "unique_dim", "observation_dim", "n_train", "n_test", "seeds"]
     )
     constant = [
@@ -302,117 +294,6 @@ def linear_section(
         "(angles between the two embeddings' spans over the test samples; 0° = the aligned "
         "subspace is contained in the embedding):\n",
         markdown_table(a_header, a_rows),
-        *(f"![{f.stem}]({f.name})\n" for f in figures),
-    ]
-    return "\n".join(parts)
-
-
-def misalignment_ranking(results: pd.DataFrame) -> pd.DataFrame:
-    """Group means of trained runs at embedding dimension = number of unbiased factors.
-
-    That is the theory's setting; only grid points with all four groups are ranked. Two
-    checks: ``identified_first`` (identified above every other group, the theory's claim) and
-    ``perturbed_above_absent`` (perturbed above selection-biased and modality-specific, which
-    holds while training has not yet discarded the perturbed factors completely: at
-    convergence all three are about 0 and their order is noise). ``as_predicted`` is both, the
-    full ranking identified > perturbed > selection-biased, modality-specific.
-
-    Args:
-        results: The misalignment tidy table.
-
-    Returns:
-        One row per (grid point, temperature, probe).
-    """
-    trained = results[
-        (results["objective"] == "clip") & (results["embedding_dim"] == results["unbiased_size"])
-    ]
-    keys = ["theta_size", "rho_size", "perturb_prob", "temperature", "probe"]
-    rows: list[dict[str, Any]] = []
-    for values, at in trained.groupby(keys, sort=False):
-        means = {g: _mean_r2(at, factor_group=g) for g in misalignment.GROUPS}
-        if any(math.isnan(v) for v in means.values()):
-            continue
-        absent = max(means["selection_biased"], means["modality_specific"])
-        identified_first = means["identified"] > max(means["perturbed"], absent)
-        perturbed_above_absent = means["perturbed"] > absent
-        rows.append(
-            {
-                **dict(zip(keys, values, strict=True)),
-                "embedding_dim": int(at["embedding_dim"].iloc[0]),
-                **means,
-                "identified_first": bool(identified_first),
-                "perturbed_above_absent": bool(perturbed_above_absent),
-                "as_predicted": bool(identified_first and perturbed_above_absent),
-            }
-        )
-    return pd.DataFrame.from_records(rows)
-
-
-def misalignment_findings(ranking: pd.DataFrame) -> list[str]:
-    """Markdown bullets stating :func:`misalignment_ranking`.
-
-    Args:
-        ranking: Output of :func:`misalignment_ranking`.
-
-    Returns:
-        One bullet per row.
-    """
-
-    def yes_no(flag: bool) -> str:
-        return "yes" if flag else "**no**"
-
-    return [
-        f"- |Iθ|={row['theta_size']}, |Iρ|={row['rho_size']}, p={row['perturb_prob']:g}, "
-        f"T={row['temperature']:g}, {row['probe']} probe, dim={row['embedding_dim']}: "
-        f"identified {row['identified']:.2f}, perturbed {row['perturbed']:.2f}, "
-        f"selection-biased {row['selection_biased']:.2f}, modality-specific "
-        f"{row['modality_specific']:.2f}; identified first: "
-        f"{yes_no(row['identified_first'])}; perturbed above the absent groups: "
-        f"{yes_no(row['perturbed_above_absent'])}."
-        for _, row in ranking.iterrows()
-    ]
-
-
-def misalignment_section(
-    results: pd.DataFrame,
-    settings: Mapping[str, Any],
-    figures: Sequence[Path],
-) -> str:
-    """The Markdown section of the misalignment experiment.
-
-    Args:
-        results: The tidy table.
-        settings: The sweep's settings (``MisalignmentSweep.settings()``).
-        figures: Figure files, linked by name.
-
-    Returns:
-        The section text.
-    """
-    header, rows = misalignment_summary(results)
-    train = settings["train"]
-    fixed = _settings_text(
-        settings, ["semantic_dim", "specific_dim", "n_train", "n_test", "hidden_dim", "seeds"]
-    )
-    findings = misalignment_findings(misalignment_ranking(results))
-    parts = [
-        "## Theory lab: what alignment keeps under misalignment\n",
-        "Semantic factors s and modality-specific factors m1, m2; modality 2 sees only the "
-        "factors in I_θ (selection bias), and those in I_ρ ⊂ I_θ reach it resampled with "
-        "probability p (perturbation bias); both modalities are invertible random MLP mixtures "
-        "of their latents. MLP encoders are trained with the project's `clip` loss; `random` "
-        "is the untrained floor. The modality-1 embedding (modality 1 sees every factor) is "
-        "probed linearly (ridge) and nonlinearly (RBF kernel ridge). Theory (Cai et al., "
-        "2025): R² about 1 for the identified factors (I_θ minus I_ρ), about 0 for the rest, "
-        "when the embedding dimension equals the number of identified factors; a larger "
-        "embedding or a lower temperature can let perturbed factors leak.\n",
-        f"Settings: {fixed}; training: {train['steps']} Adam steps, batch "
-        f"{train['batch_size']}, lr {train['lr']}.\n",
-        "Mean held-out probe R² per factor group:\n",
-        markdown_table(header, rows),
-        "Ranking at embedding dimension = number of identified factors (the theory predicts "
-        "identified first; perturbed factors sit above the absent groups only while training "
-        "has not discarded them completely):\n",
-        ("\n".join(findings) if findings else "- no grid point has all four groups") + "\n",
         *(f"![{f.stem}]({f.name})\n" for f in figures),
     ]
     return "\n".join(parts)
