@@ -92,3 +92,13 @@ def test_import_contracts_fail_on_a_deliberate_violation(
     leaking = "eo_mmcl." + module.removesuffix(".py").replace("/", ".")
     assert leaking in broken.stdout
     assert f"{contract}" in broken.stdout and "BROKEN" in broken.stdout
+
+
+def test_no_module_of_the_package_is_over_400_lines() -> None:
+    # A module a newcomer reads in one sitting: split by concept before it grows past this.
+    long = {
+        str(path.relative_to(REPO)): n
+        for path in (REPO / "eo_mmcl").rglob("*.py")
+        if (n := len(path.read_text(encoding="utf-8").splitlines())) > 400
+    }
+    assert not long, f"modules over 400 lines: {long}"
