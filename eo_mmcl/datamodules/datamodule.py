@@ -113,12 +113,10 @@ class PairedS1S2DataModule(NonGeoDataModule):
         self.persistent_workers = persistent_workers and num_workers > 0
         self.seed = seed
         self.normalisation = normalisation or self._stored_normalisation()
-        s1, s2 = self.normalisation.get("s1"), self.normalisation["s2"]
-        s1_mean, s1_std = (s1["mean"], s1["std"]) if s1 else (None, None)
-        self.train_aug = PairedS1S2Transform(
-            s1_mean, s1_std, s2["mean"], s2["std"], augment, independent_views
+        self.train_aug = PairedS1S2Transform.from_statistics(
+            self.normalisation, augment, independent_views
         )
-        self.aug = PairedS1S2Transform(s1_mean, s1_std, s2["mean"], s2["std"], augment=False)
+        self.aug = PairedS1S2Transform.from_statistics(self.normalisation)
 
     def _stored_normalisation(self) -> dict[str, dict[str, Any]]:
         if self.chips_dir is None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import kornia.augmentation as K
 import torch
@@ -59,6 +60,36 @@ class PairedS1S2Transform(nn.Module):
         self.independent_views = independent_views
         self.flips = K.AugmentationSequential(
             K.RandomHorizontalFlip(p=0.5), K.RandomVerticalFlip(p=0.5), data_keys=["input"]
+        )
+
+    @classmethod
+    def from_statistics(
+        cls,
+        statistics: Mapping[str, Any],
+        augment: bool = False,
+        independent_views: bool = False,
+    ) -> PairedS1S2Transform:
+        """The transform of a chip store's (or a checkpoint's) normalisation statistics.
+
+        The one place the statistics' layout is read: the datamodule, the export and the probes
+        build their transforms here.
+
+        Args:
+            statistics: ``{'s2': {'mean': [...], 'std': [...]}, 's1': {...}}`` (``s1`` optional).
+            augment: Apply random geometry (training).
+            independent_views: Draw each modality's geometry separately.
+
+        Returns:
+            The transform.
+        """
+        s1, s2 = statistics.get("s1"), statistics["s2"]
+        return cls(
+            s1["mean"] if s1 else None,
+            s1["std"] if s1 else None,
+            s2["mean"],
+            s2["std"],
+            augment,
+            independent_views,
         )
 
     def normalise(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:

@@ -106,14 +106,7 @@ class EmbeddingModel:
 
     def transform(self) -> PairedS1S2Transform:
         """The normalisation of the chip store the model was trained on."""
-        norm = self.meta["normalisation"]
-        s1 = norm.get("s1")
-        return PairedS1S2Transform(
-            s1["mean"] if s1 else None,
-            s1["std"] if s1 else None,
-            norm["s2"]["mean"],
-            norm["s2"]["std"],
-        )
+        return PairedS1S2Transform.from_statistics(self.meta["normalisation"])
 
     @torch.no_grad()
     def embed(

@@ -112,14 +112,7 @@ def _transform(task: ObjectiveTask, dataset: ChipStoreDataset) -> PairedS1S2Tran
         raise ConfigError(
             f"{dataset.chips_dir}: no normalisation statistics in the checkpoint or the store"
         )
-    s1 = stats.get("s1")
-    return PairedS1S2Transform(
-        s1["mean"] if s1 else None,
-        s1["std"] if s1 else None,
-        stats["s2"]["mean"],
-        stats["s2"]["std"],
-        augment=False,
-    )
+    return PairedS1S2Transform.from_statistics(stats)
 
 
 @torch.no_grad()
