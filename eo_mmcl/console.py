@@ -30,6 +30,14 @@ ProgressSwitch = Annotated[
 ]
 
 
+#: Where a stage's Dask jobs run, shared by the commands that scale out (tile, embed).
+WorkersOption = Annotated[
+    int | None,
+    typer.Option(help="Dask LocalCluster workers (default: one per CPU; 0: in-process)."),
+]
+SchedulerOption = Annotated[str | None, typer.Option(help="Address of an existing Dask scheduler.")]
+
+
 def deprecated_alias(app: typer.Typer, old: str, new: str, command: Callable[..., Any]) -> None:
     """Keep an old command name working, hidden, with a one-line deprecation notice.
 

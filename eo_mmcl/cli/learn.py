@@ -8,7 +8,14 @@ from typing import Annotated, Any
 
 import typer
 
-from eo_mmcl.console import ProgressSwitch, console, err_console, reports_errors
+from eo_mmcl.console import (
+    ProgressSwitch,
+    SchedulerOption,
+    WorkersOption,
+    console,
+    err_console,
+    reports_errors,
+)
 from eo_mmcl.export.config import EmbedConfig
 from eo_mmcl.options import config_options
 
@@ -47,13 +54,8 @@ def embed(
         Path | None,
         typer.Option(help="Chip store for per-chip GeoParquet (default: the training store)."),
     ] = None,
-    workers: Annotated[
-        int | None,
-        typer.Option(help="Dask LocalCluster workers (default: one per CPU; 0: in-process)."),
-    ] = None,
-    scheduler: Annotated[
-        str | None, typer.Option(help="Address of an existing Dask scheduler.")
-    ] = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
     force: Annotated[bool, typer.Option(help="Redo a finished export.")] = False,
     progress: ProgressSwitch = True,
 ) -> None:

@@ -9,7 +9,14 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from eo_mmcl.console import ProgressSwitch, console, err_console, reports_errors
+from eo_mmcl.console import (
+    ProgressSwitch,
+    SchedulerOption,
+    WorkersOption,
+    console,
+    err_console,
+    reports_errors,
+)
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.options import config_options
 from eo_mmcl.simulate.config import SimulationConfig
@@ -145,13 +152,8 @@ def tile(
     split_fractions: Annotated[
         tuple[float, float, float], typer.Option(help="Train, val and test fractions.")
     ] = (0.7, 0.15, 0.15),
-    workers: Annotated[
-        int | None,
-        typer.Option(help="Dask LocalCluster workers (default: one per CPU; 0: in-process)."),
-    ] = None,
-    scheduler: Annotated[
-        str | None, typer.Option(help="Address of an existing Dask scheduler.")
-    ] = None,
+    workers: WorkersOption = None,
+    scheduler: SchedulerOption = None,
     from_bigearthnet_lmdb: Annotated[
         Path | None,
         typer.Option(help="Convert a BigEarthNet v2 LMDB folder instead of a catalog."),
