@@ -108,5 +108,8 @@ def write_chip_footprints(frame: gpd.GeoDataFrame, values: np.ndarray, path: Pat
     for i in range(3):
         out[f"pc{i + 1}"] = scores[:, i].astype(np.float32)
     with atomic_output(path) as tmp:
-        out.to_file(tmp, driver="FlatGeobuf")
+        # FlatGeobuf stores the layer name in its header; GDAL takes the file name, which here is
+        # the temporary's (random): name the layer after the final file, so GIS show that name
+        # and the same chips give the same bytes.
+        out.to_file(tmp, driver="FlatGeobuf", layer=path.stem)
     return path
