@@ -469,6 +469,8 @@ def test_chip_footprints_open_as_flatgeobuf(exported: Path) -> None:
     table = gpd.read_parquet(exported / "chips_clip_s2.parquet")
     # FlatGeobuf's spatial index stores features in its own (Hilbert) order.
     footprints = gpd.read_file(exported / "chips_clip_s2.fgb").set_index("chip_id")
+    # The layer a GIS lists is named after the file, not after the temporary it was written as.
+    assert list(gpd.list_layers(exported / "chips_clip_s2.fgb")["name"]) == ["chips_clip_s2"]
     footprints = footprints.loc[table["chip_id"]].reset_index()
     assert list(footprints["split"]) == list(table["split"])
     assert footprints.crs.to_epsg() == 4326
@@ -534,14 +536,14 @@ KILLER = """
 import os, signal, sys
 from pathlib import Path
 from eo_mmcl.export import EmbedConfig, export_embeddings
-from eo_mmcl.export import run
+from eo_mmcl.export import blocks, run
 run.BLOCK_S2_PX = 32  # 4 output px per block: 16 blocks
-real, done = run.run_block, []
+real, done = blocks.run_block, []
 def killing(task):
     if len(done) == 5:
         os.kill(os.getpid(), signal.SIGKILL)  # no cleanup at all, as a real kill
     done.append(real(task))
-run.run_block = killing
+blocks.run_block = killing
 ckpt, catalog, out = sys.argv[1:4]
 config = EmbedConfig(stride=8, window=32, step=16, modality="s2", preview=False)
 export_embeddings(ckpt, catalog, out, config, workers=0)
@@ -560,18 +562,18 @@ def test_kill_and_resume(world: dict[str, Path], exported: Path, monkeypatch, tm
     # Nothing looks finished: no raster, table, catalog or manifest under its final name.
     finals = [p for p in out.iterdir() if not p.name.startswith(".")]
     assert finals == [], finals
-    done = {p.name.split(".")[0] for p in (out / ".embed").rglob("*.done")}
+    done = {p.name.split(".")[1] for p in (out / ".embed" / "jobs").glob("*.json")}
     assert len(done) == 5
     monkeypatch.setattr(export_run, "BLOCK_S2_PX", 32)
     log = tmp_path / "blocks.log"
-    real = export_run.run_block
+    real = export_run.blocks.run_block
 
     def logged(task):  # a file log: Dask pickles the function, so no shared counter
         with log.open("a") as fh:
             fh.write(task.block_id + "\n")
         return real(task)
 
-    monkeypatch.setattr(export_run, "run_block", logged)
+    monkeypatch.setattr(export_run.blocks, "run_block", logged)
     # Resume through a Dask scheduler (a threaded LocalCluster: the client path, cheap to start).
     from distributed import LocalCluster
 

@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import pytest
-import torch
 import yaml
 from typer.testing import CliRunner
 
 from eo_mmcl.cli import app
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.pipeline import (
-    MANIFEST,
     PipelineConfig,
     StageManifest,
     load_pipeline_config,
@@ -225,96 +216,6 @@ def test_from_needs_the_earlier_stages(tmp_path: Path) -> None:
         )
 
 
-# --------------------------------------------------------------------------------------------
-# The real stages: a tiny run killed after tiling, then resumed
-# --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def killed_and_resumed_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[str]]:
-    """The tiny pipeline killed (SIGKILL) while training, then run again in-process.
-
-    Returns the run folder and the stage statuses of the second run.
-    """
-    root = tmp_path_factory.mktemp("pipeline")
-    path = _write(root / "pipeline.yaml", _tiny_tree(root / "run"))
-    run_dir = root / "run"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "eo_mmcl.cli", "run", str(path), "--no-progress"],
-        cwd=root,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 300
-    try:
-        while time.monotonic() < deadline and process.poll() is None:
-            manifest = StageManifest.read(run_dir / "train")
-            if manifest is not None and manifest.status == "running":
-                break
-            time.sleep(0.2)
-    finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    tile = StageManifest.read(run_dir / "tile")
-    assert tile is not None and tile.status == "complete"
-    assert not (run_dir / "train" / "clip" / "seed_0" / "objective_done.json").exists()
-    outcomes = run_pipeline(load_pipeline_config(path), base=root, show_progress=False)
-    return run_dir, [o.status for o in outcomes]
-
-
-def test_real_pipeline_killed_midway_resumes_without_redoing_stages(
-    killed_and_resumed_run: tuple[Path, list[str]],
-) -> None:
-    run_dir, statuses = killed_and_resumed_run
-    assert statuses == ["skipped", "skipped", "skipped", "resumed", "ran"]
-    assert (run_dir / "train" / "clip" / "seed_0" / "checkpoints" / "last.ckpt").is_file()
-    manifest = json.loads((run_dir / "train" / MANIFEST).read_text())
-    assert manifest["status"] == "complete"
-    # Later stages get the epoch with the best validation loss, under a fixed name.
-    best = run_dir / "train" / "clip" / "seed_0" / "checkpoints" / "best.ckpt"
-    assert "clip/seed_0/checkpoints/best.ckpt" in manifest["outputs"]
-    done = json.loads((run_dir / "train" / "clip" / "seed_0" / "objective_done.json").read_text())
-    assert (best.parent / done["summary"]["best_epoch_file"]).read_bytes() == best.read_bytes()
-    embed = json.loads((run_dir / "embed" / MANIFEST).read_text())
-    assert any(name.endswith("_clip_joint.tif") for name in embed["outputs"])
-
-    config = load_pipeline_config(run_dir.parent / "pipeline.yaml")
-    outcomes = run_pipeline(config, base=run_dir.parent, show_progress=False)
-    assert [o.status for o in outcomes] == ["skipped"] * 5
-
-
-def test_landcover_notebook_runs_on_a_run(
-    killed_and_resumed_run: tuple[Path, list[str]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    nbformat = pytest.importorskip("nbformat")
-    nbclient = pytest.importorskip("nbclient")
-    run_dir, _ = killed_and_resumed_run
-    path = REPO / "notebooks" / "landcover_probes.ipynb"
-    notebook = nbformat.read(path, as_version=4)
-    monkeypatch.setenv("EO_MMCL_RUN_DIR", str(run_dir))
-    monkeypatch.setenv("EO_MMCL_OBJECTIVE", "clip")
-    client = nbclient.NotebookClient(
-        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": REPO}}
-    )
-    client.execute()
-    text = "".join(
-        output.get("text", "")
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.get("outputs", [])
-    )
-    assert "balanced accuracy on the eastern test part" in text
-    images = [
-        output
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.get("outputs", [])
-        if "image/png" in output.get("data", {})
-    ]
-    assert len(images) >= 3  # PCA false colour, confusion matrix, prediction maps
-
-
 def test_notebooks_are_stored_without_outputs() -> None:
     nbformat = pytest.importorskip("nbformat")
     for path in sorted((REPO / "notebooks").glob("*.ipynb")):
@@ -332,30 +233,3 @@ def test_probe_stage_needs_the_supervised_oracle(tmp_path: Path) -> None:
         config.check_paths(tmp_path)
     tree["train"]["objectives"] = ["supervised", "clip"]
     load_pipeline_config(_write(tmp_path / "p.yaml", tree)).check_paths(tmp_path)
-
-
-def test_training_seeds_give_one_checkpoint_each_and_a_train_seed_column(tmp_path: Path) -> None:
-    tree = _tiny_tree(tmp_path / "run")
-    tree["train"]["objectives"] = ["supervised", "clip"]
-    tree["train"]["seeds"] = [0, 1]
-    tree["probe"] = {"config": {"seeds": 1, "probes": ["linear"]}}
-    tree["stages"] = ["simulate", "catalog", "tile", "train", "embed", "probe"]
-    path = _write(tmp_path / "pipeline.yaml", tree)
-    outcomes = run_pipeline(load_pipeline_config(path), base=tmp_path, show_progress=False)
-    assert [o.status for o in outcomes] == ["ran"] * 6
-    train = tmp_path / "run" / "train"
-    for objective in ("supervised", "clip"):
-        weights = []
-        for seed in (0, 1):
-            best = train / objective / f"seed_{seed}" / "checkpoints" / "best.ckpt"
-            checkpoint = torch.load(best, map_location="cpu", weights_only=True)
-            assert checkpoint["eo_mmcl"]["train_seed"] == seed
-            weights.append(next(iter(checkpoint["state_dict"].values())))
-        assert not torch.equal(*weights)  # a second seed is a second draw, not a copy
-    table = pd.read_parquet(tmp_path / "run" / "probe" / "probes.parquet")
-    for objective in ("supervised", "clip", "random-init"):
-        seeds = set(table.loc[table["objective"].str.startswith(objective), "train_seed"])
-        assert seeds == {0, 1}, objective
-    assert (tmp_path / "run" / "probe" / "instrument.parquet").is_file()
-    again = run_pipeline(load_pipeline_config(path), base=tmp_path, show_progress=False)
-    assert [o.status for o in again] == ["skipped"] * 6

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import geopandas as gpd
@@ -162,16 +157,16 @@ def test_a_failed_rebuild_keeps_the_earlier_store_byte_for_byte(
     out = tmp_path / "chips"
     tile_catalog(catalog_dir, out, CONFIG, workers=0)
     before = _file_bytes(out)
-    original, calls = tile_module.run_tile_task, []
+    original, calls = tile_module.worker.run_tile_job, []
 
-    def fails_on_the_third(task: tile_module.TileTask) -> dict:
+    def fails_on_the_third(task: tile_module.TileJob) -> dict:
         calls.append(task.task_id)
         if len(calls) == 3:
             raise OSError(28, "No space left on device")
         return original(task)
 
     with monkeypatch.context() as patch:
-        patch.setattr(tile_module, "run_tile_task", fails_on_the_third)
+        patch.setattr(tile_module.worker, "run_tile_job", fails_on_the_third)
         with pytest.raises(OSError, match="No space"):
             tile_catalog(catalog_dir, out, CONFIG, workers=0, force=True)
     assert _file_bytes(out) == before
@@ -201,42 +196,6 @@ def _assert_same_store(a: Path, b: Path) -> None:
     ma = store_metadata(open_store(a))
     mb = store_metadata(open_store(b))
     assert ma["normalisation"] == mb["normalisation"] and ma["counts"] == mb["counts"]
-
-
-def test_kill_and_resume_matches_uninterrupted(catalog_dir: Path, tmp_path: Path) -> None:
-    args = [
-        "--chip-size",
-        "16",
-        "--chips-per-chunk",
-        "4",
-        "--chunks-per-task",
-        "1",
-        "--workers",
-        "0",
-        "--quiet",
-    ]
-    cli = [sys.executable, "-m", "eo_mmcl.cli", "tile", str(catalog_dir)]
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen([*cli, "-o", str(killed), *args], start_new_session=True)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        markers = (
-            list((killed / ".tile").glob("task-*.json")) if (killed / ".tile").exists() else []
-        )
-        if len(markers) >= 3:
-            break
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert not (killed / "tile_manifest.json").exists(), "finished before it could be killed"
-    assert not (killed / "index.parquet").exists()
-    done_before = len(list((killed / ".tile").glob("task-*.json")))
-    subprocess.run([*cli, "-o", str(killed), *args], check=True)
-    assert (killed / "tile_manifest.json").exists()
-    whole = tmp_path / "whole"
-    subprocess.run([*cli, "-o", str(whole), *args], check=True)
-    _assert_same_store(killed, whole)
-    assert done_before >= 3
 
 
 def test_dask_local_cluster_matches_single_process(catalog_dir: Path, tmp_path: Path) -> None:

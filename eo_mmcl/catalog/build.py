@@ -20,6 +20,7 @@ from eo_mmcl.catalog.sources import SourceDefinition
 from eo_mmcl.catalog.stac import scan_stac_source
 from eo_mmcl.errors import NoPairsError, SourceError
 from eo_mmcl.io.atomic import atomic_output
+from eo_mmcl.io.digest import json_digest, sha256_file
 from eo_mmcl.io.tables import read_table
 
 RASTERS_FILE = "rasters.parquet"
@@ -218,3 +219,30 @@ def require_raster_files(catalog: Catalog, raster_ids: Iterable[str], catalog_di
             f"{', '.join(gone[:3])}{more}: catalogued in {catalog_dir} but no longer there "
             "(deleted or moved); restore the files or rerun eo-mmcl catalog"
         )
+
+
+def catalog_digest(catalog_dir: str | Path) -> str:
+    """The digest of a catalog and of the contents of every raster file it names.
+
+    The tables alone describe rasters by metadata; a raster rewritten with other pixels but the
+    same metadata leaves them unchanged. Stages that read the pixels (tiling, export)
+    fingerprint with this digest, so that such a change reruns them.
+
+    Args:
+        catalog_dir: The catalog folder.
+
+    Returns:
+        Hex digest of the tables' bytes and each band file's path and SHA-256.
+
+    Raises:
+        SourceError: If a table is missing or damaged.
+    """
+    folder = Path(catalog_dir)
+    catalog = read_catalog(folder)
+    files = sorted({str(p) for paths in catalog.rasters["band_paths"] for p in paths})
+    return json_digest(
+        {
+            "tables": {name: sha256_file(folder / name) for name in (RASTERS_FILE, PAIRS_FILE)},
+            "files": {path: sha256_file(Path(path)) for path in files if Path(path).is_file()},
+        }
+    )

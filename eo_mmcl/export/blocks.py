@@ -50,7 +50,7 @@ class Scene:
 
 
 @dataclass(frozen=True)
-class BlockTask:
+class BlockJob:
     """One output block of one scene (picklable).
 
     Args:
@@ -101,8 +101,8 @@ def share_model(checkpoint: str, model: EmbeddingModel) -> None:
     _MODELS[checkpoint] = model
 
 
-def run_block(task: BlockTask) -> str:
-    """Embed one output block and save it per key, then its marker.
+def run_block(task: BlockJob) -> str:
+    """Embed one output block and save it per key (its marker is the ledger's).
 
     Args:
         task: The block.
@@ -123,12 +123,10 @@ def run_block(task: BlockTask) -> str:
     for key, values in blocks.items():
         with atomic_output(out / f"{task.block_id}.{key}.npy") as tmp:
             np.save(tmp, values)
-    with atomic_output(out / f"{task.block_id}.done") as tmp:
-        tmp.write_text("ok")
     return task.block_id
 
 
-def embed_block(task: BlockTask) -> dict[str, np.ndarray]:
+def embed_block(task: BlockJob) -> dict[str, np.ndarray]:
     """The blended embeddings of one output block.
 
     Args:

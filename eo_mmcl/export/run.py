@@ -1,13 +1,14 @@
 """``eo-mmcl embed``: sliding-window embedding rasters of whole scenes, on Dask distributed.
 
 Plan: every S1/S2 pair of the catalog (or every S2 image of an S2-only catalog) is one scene on
-its S2 grid; its output grid (stride ``stride``) is cut into blocks of output pixels. A Dask task
+its S2 grid; its output grid (stride ``stride``) is cut into blocks of output pixels. A Dask job
 reads the S2 (and S1, resampled onto the S2 grid by the tiling's GDAL warper in linear power)
 pixels its windows need, embeds the windows, blends them onto the block (see
-:mod:`eo_mmcl.export.windows`) and saves the block per embedding key under ``OUT_DIR/.embed``,
-then a marker. The client then streams the blocks of each raster into a tiled GeoTIFF and
-finishes it as a COG (one block in memory at a time), writes the STAC items, the previews, the
-chip GeoParquet and the STAC catalog, and ``embed_manifest.json`` last.
+:mod:`eo_mmcl.export.windows`) and saves the block per embedding key under ``OUT_DIR/.embed``;
+the job ledger (:mod:`eo_mmcl.io.jobs`) then writes its marker. The client streams the blocks
+of each raster into a tiled GeoTIFF and finishes it as a COG (one block in memory at a time),
+writes the STAC items, the previews, the chip GeoParquet and the STAC catalog, and
+``embed_manifest.json`` last.
 
 Workers write only their own block files and the client writes every raster, so no two
 processes ever write one file. Every final file appears by an atomic rename: a killed export
@@ -16,26 +17,17 @@ leaves no file that looks finished, and a rerun skips the blocks that have marke
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 from eo_mmcl import __version__
-from eo_mmcl.catalog.build import (
-    PAIRS_FILE,
-    RASTERS_FILE,
-    read_catalog,
-)
+from eo_mmcl.catalog.build import RASTERS_FILE, catalog_digest, read_catalog
 from eo_mmcl.errors import SourceError
-from eo_mmcl.export.blocks import (
-    BlockTask,
-    run_block,
-    share_model,
-)
+from eo_mmcl.export import blocks
+from eo_mmcl.export.blocks import BlockJob, share_model
 from eo_mmcl.export.chips import chip_embeddings
 from eo_mmcl.export.config import EmbedConfig, ensure_config, stored_type
 from eo_mmcl.export.model import EmbeddingModel
@@ -46,9 +38,8 @@ from eo_mmcl.export.stac import (
     write_catalog,
 )
 from eo_mmcl.export.windows import WindowGrid
-from eo_mmcl.io.atomic import atomic_output
-from eo_mmcl.io.cluster import run_tasks
 from eo_mmcl.io.digest import json_digest, sha256_file
+from eo_mmcl.io.jobs import JobLedger, read_record, write_record
 from eo_mmcl.io.tables import read_table
 from eo_mmcl.tasks.checkpoint import check_fits_store
 from eo_mmcl.tiling.store import open_store, store_metadata
@@ -87,8 +78,7 @@ def _fingerprint(
 ) -> str:
     payload = {
         "checkpoint": checkpoint_sha,
-        "rasters": sha256_file(catalog_dir / RASTERS_FILE),
-        "pairs": sha256_file(catalog_dir / PAIRS_FILE),
+        "catalog": catalog_digest(catalog_dir),
         "config": asdict(config),
         "keys": list(keys),
         # Block files are named by position: another block size must not reuse them.
@@ -98,39 +88,8 @@ def _fingerprint(
     return json_digest(payload)
 
 
-# -- running ---------------------------------------------------------------------------------
-def _run_tasks(
-    tasks: Sequence[BlockTask],
-    workers: int | None,
-    scheduler: str | None,
-    on_done: Callable[[], None],
-) -> None:
-    # Looked up at call time, so that tests can wrap the task function.
-    run_tasks(run_block, tasks, workers, scheduler, on_done)
-
-
-def _progress_folder(out: Path, fingerprint: str, force: bool) -> Path:
-    """The folder of the block files: kept to resume the same export, else started afresh.
-
-    Raises:
-        SourceError: If an unfinished export with another fingerprint is there (and not
-            ``force``).
-    """
-    progress_dir = out / PROGRESS_DIR
-    plan_path = progress_dir / "plan.json"
-    started = json.loads(plan_path.read_text()) if plan_path.is_file() else None
-    if started is not None and started.get("fingerprint") != fingerprint and not force:
-        raise SourceError(
-            f"{out}: an unfinished export was started with other options, checkpoint or "
-            "catalog; rerun with --force to start over"
-        )
-    if started is None or force or started.get("fingerprint") != fingerprint:
-        shutil.rmtree(progress_dir, ignore_errors=True)
-        (out / MANIFEST_FILE).unlink(missing_ok=True)
-        progress_dir.mkdir(parents=True)
-        with atomic_output(plan_path) as tmp:
-            tmp.write_text(json.dumps({"fingerprint": fingerprint}))
-    return progress_dir
+def _job_id(job: BlockJob) -> str:
+    return f"{job.scene.name}.{job.block_id}"
 
 
 def export_embeddings(
@@ -194,14 +153,15 @@ def export_embeddings(
     checkpoint_sha = sha256_file(checkpoint)
     fingerprint = _fingerprint(checkpoint_sha, catalog_dir, config, keys)
     manifest_path = out / MANIFEST_FILE
-    if manifest_path.is_file() and not force:
-        done = json.loads(manifest_path.read_text())
-        if done.get("fingerprint") == fingerprint:
-            return ExportResult(out, reused=True, messages=messages)
-    progress_dir = _progress_folder(out, fingerprint, force)
+    if read_record(manifest_path, fingerprint) is not None and not force:
+        return ExportResult(out, reused=True, messages=messages)
+    ledger = JobLedger.open(out / PROGRESS_DIR, fingerprint, force=force, owner=out, what="export")
+    if ledger.fresh:
+        manifest_path.unlink(missing_ok=True)
+    progress_dir = ledger.folder
     threads = max(1, (os.cpu_count() or 1) // max(1, workers or os.cpu_count() or 1))
-    tasks = [
-        BlockTask(
+    jobs = [
+        BlockJob(
             scene,
             grids[scene.name],
             block,
@@ -218,10 +178,13 @@ def export_embeddings(
         (progress_dir / scene.name).mkdir(exist_ok=True)
     if workers == 0 and scheduler is None:
         share_model(str(checkpoint.resolve()), model)  # in-process: load the checkpoint once
-    pending = [t for t in tasks if not (Path(t.block_dir) / f"{t.block_id}.done").exists()]
     with Progress(disable=not show_progress) as progress:
-        bar = progress.add_task("embed", total=len(tasks), completed=len(tasks) - len(pending))
-        _run_tasks(pending, workers, scheduler, lambda: progress.advance(bar))
+        bar = progress.add_task("embed", total=len(jobs))
+        # Looked up at call time, so that tests can wrap the job function.
+        already = ledger.run(
+            blocks.run_block, jobs, _job_id, workers, scheduler, lambda: progress.advance(bar)
+        )
+        progress.advance(bar, already)
         result = ExportResult(out, messages=messages)
         context = RasterContext(config, model, checkpoint_sha, fingerprint, out, progress_dir)
         items = []
@@ -251,9 +214,7 @@ def export_embeddings(
         f"eo_mmcl {model.objective} embeddings of {catalog_dir}",
         items,
     )
-    manifest = {
-        "fingerprint": fingerprint,
-        "version": __version__,
+    payload = {
         "checkpoint": str(checkpoint),
         "checkpoint_sha256": checkpoint_sha,
         "objective": model.objective,
@@ -264,9 +225,8 @@ def export_embeddings(
         "chip_tables": [p.name for p in result.chip_tables],
         "messages": messages,
     }
-    with atomic_output(manifest_path) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1))
-    shutil.rmtree(progress_dir, ignore_errors=True)
+    write_record(manifest_path, fingerprint, payload)
+    ledger.discard()
     return result
 
 

@@ -32,7 +32,8 @@ VERSIONED_PACKAGES: Final = (
 def _files(paths: Iterable[Path]) -> list[Path]:
     """Files under the given files or folders, sorted.
 
-    Hidden temporaries and stage manifests (which change as the stage completes) are left out.
+    Hidden files and folders (temporaries, job ledgers) and stage manifests (which change as
+    the stage completes) are left out: they are how a stage works, not what it hands on.
     """
     found: list[Path] = []
     for path in paths:
@@ -42,7 +43,9 @@ def _files(paths: Iterable[Path]) -> list[Path]:
             found.extend(
                 p
                 for p in path.rglob("*")
-                if p.is_file() and not p.name.startswith(".") and p.name != MANIFEST
+                if p.is_file()
+                and p.name != MANIFEST
+                and not any(part.startswith(".") for part in p.relative_to(path).parts)
             )
     return sorted(found)
 

@@ -29,16 +29,21 @@ from eo_mmcl.pipeline.stages import STAGE_FUNCTIONS, StageContext, outputs_of
 
 log = logging.getLogger("eo_mmcl.pipeline")
 
-#: The stages each stage reads from (those present in a pipeline).
+#: The stages each stage reads from (those present in a pipeline). Tiling and the export read
+#: the rasters' pixels, not only the catalog's description of them: they depend on the scenes
+#: (and on the catalog's sources) too, so new pixels under the same metadata rerun them.
 DEPENDS: dict[str, tuple[str, ...]] = {
     "simulate": (),
     "catalog": ("simulate",),
-    "tile": ("catalog",),
+    "tile": ("catalog", "simulate"),
     "train": ("tile",),
-    "embed": ("train", "catalog", "tile"),
+    "embed": ("train", "catalog", "tile", "simulate"),
     "probe": ("train", "tile", "embed"),
     "report": ("probe", "embed"),
 }
+
+#: Stages that read the catalog's sources (their digests are part of their inputs).
+READS_SOURCES: tuple[str, ...] = ("catalog", "tile", "embed")
 
 LOG_FILE = "pipeline.log"
 
@@ -155,7 +160,7 @@ def _stage_inputs(
             continue
         previous = StageManifest.read(run_dir / upstream)
         inputs[upstream] = _digest_of(previous.outputs) if previous else None
-    if stage == "catalog" and config.catalog.sources:
+    if stage in READS_SOURCES and config.catalog.sources:
         inputs["sources"] = _source_inputs(config, base)
     return inputs
 

@@ -1,31 +1,35 @@
 """The stages of a batch run, each a thin adapter from the pipeline config to a stage's API.
 
-A stage function receives a :class:`StageContext` and returns a summary (figures for the
-manifest and the log). It writes only inside its own folder; the runner decides whether it runs
-at all, and whether it resumes (``ctx.restart`` False: the stage's own resume logic completes
-a killed run) or starts over (``ctx.restart`` True: config or inputs changed, or forced).
+A stage function receives a :class:`StageContext`, splits its work into jobs (a scene, an
+objective at a training seed, an objective's export...) and runs them through the stage's job
+ledger (``ctx.ledger``, :mod:`eo_mmcl.io.jobs`): a killed stage reruns only the jobs without a
+marker, and a job killed midway resumes through its own atomic outputs (the chip store's and
+the export's own ledgers, Lightning's ``last.ckpt``). It returns a summary (figures for the
+manifest and the log) and writes only inside its own folder; the runner decides whether it runs
+at all, and whether it resumes (``ctx.restart`` False) or starts over (``ctx.restart`` True:
+config or inputs changed, or forced).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.io import atomic_output
+from eo_mmcl.io.jobs import JobLedger
 from eo_mmcl.pipeline.config import PipelineConfig
 
 log = logging.getLogger("eo_mmcl.pipeline")
 
-#: Marker of a finished objective inside ``train/<objective>/`` (a killed stage skips them).
-OBJECTIVE_DONE = "objective_done.json"
+#: The stage ledger's folder inside a stage folder.
+JOBS_FOLDER = ".jobs"
 #: The checkpoint with the best validation loss, copied under a fixed name for later stages.
 BEST_CHECKPOINT = "best.ckpt"
 
@@ -42,6 +46,8 @@ class StageContext:
         restart: Start over rather than resume.
         fingerprint: The stage's fingerprint (markers of partial work carry it).
         show_progress: Show rich progress bars.
+        ledger: The stage's job ledger (default: opened in ``folder/.jobs`` with the
+            fingerprint, started afresh when ``restart``).
     """
 
     config: PipelineConfig
@@ -51,6 +57,29 @@ class StageContext:
     restart: bool
     fingerprint: str
     show_progress: bool = True
+    ledger: JobLedger = field(init=False)
+
+    def __post_init__(self) -> None:
+        ledger = JobLedger.open(
+            self.folder / JOBS_FOLDER,
+            self.fingerprint,
+            force=self.restart,
+            owner=self.folder,
+            what=f"{self.folder.name} stage",
+        )
+        object.__setattr__(self, "ledger", ledger)
+
+    def run_jobs(self, jobs: dict[str, Callable[[], Any]]) -> dict[str, Any]:
+        """Run the stage's jobs without a marker, in order, in this process.
+
+        Args:
+            jobs: ``{job id: work}``; each work returns the job's JSON-serialisable result.
+
+        Returns:
+            ``{job id: result}`` of every job, including those finished by an earlier run.
+        """
+        self.ledger.run(lambda job_id: jobs[job_id](), list(jobs), str)
+        return {job_id: self.ledger.result(job_id) for job_id in jobs}
 
     def stage_dir(self, stage: str) -> Path:
         """Folder of another stage of the same run.
@@ -68,12 +97,19 @@ def run_simulate(ctx: StageContext) -> dict[str, Any]:
     """Simulate the scene pairs of ``simulate``."""
     from eo_mmcl.simulate import simulate_scenes
 
-    if ctx.config.simulate is None:
+    config = ctx.config.simulate
+    if config is None:
         raise ConfigError("simulate: the pipeline has no simulate section")
-    scenes = simulate_scenes(
-        ctx.folder, ctx.config.simulate, force=ctx.restart, show_progress=ctx.show_progress
-    )
-    return {"scenes": len(scenes)}
+
+    def scene(index: int) -> Callable[[], Any]:
+        def work() -> int:
+            simulate_scenes(ctx.folder, config, ctx.restart, ctx.show_progress, indices=[index])
+            return index
+
+        return work
+
+    done = ctx.run_jobs({f"scene-{i:02d}": scene(i) for i in range(config.scenes)})
+    return {"scenes": len(done)}
 
 
 def run_catalog(ctx: StageContext) -> dict[str, Any]:
@@ -85,19 +121,23 @@ def run_catalog(ctx: StageContext) -> dict[str, Any]:
         sources = [resolve_source(ctx.base / s) for s in section.sources]
     else:
         sources = [folder_source(ctx.stage_dir("simulate"))]
-    catalog = build_catalog(
-        sources,
-        ctx.folder,
-        min_overlap_km2=section.min_overlap_km2,
-        max_days=section.max_days,
-        allow_unpaired=section.allow_unpaired,
-        show_progress=ctx.show_progress,
-    )
-    return {
-        "rasters": len(catalog.rasters),
-        "pairs": len(catalog.pairs),
-        "rejected": len(catalog.rejected),
-    }
+
+    def work() -> dict[str, Any]:
+        catalog = build_catalog(
+            sources,
+            ctx.folder,
+            min_overlap_km2=section.min_overlap_km2,
+            max_days=section.max_days,
+            allow_unpaired=section.allow_unpaired,
+            show_progress=ctx.show_progress,
+        )
+        return {
+            "rasters": len(catalog.rasters),
+            "pairs": len(catalog.pairs),
+            "rejected": len(catalog.rejected),
+        }
+
+    return dict(ctx.run_jobs({"catalog": work})["catalog"])
 
 
 def run_tile(ctx: StageContext) -> dict[str, Any]:
@@ -105,16 +145,21 @@ def run_tile(ctx: StageContext) -> dict[str, Any]:
     from eo_mmcl.tiling import tile_catalog
 
     section = ctx.config.tile
-    result = tile_catalog(
-        ctx.stage_dir("catalog"),
-        ctx.folder,
-        section.config,
-        workers=section.workers,
-        scheduler=section.scheduler,
-        force=ctx.restart,
-        show_progress=ctx.show_progress,
-    )
-    return dict(result.manifest["counts"])
+
+    def work() -> dict[str, Any]:
+        # The store's own ledger (chunk jobs, on Dask) resumes a store killed midway.
+        result = tile_catalog(
+            ctx.stage_dir("catalog"),
+            ctx.folder,
+            section.config,
+            workers=section.workers,
+            scheduler=section.scheduler,
+            force=ctx.restart,
+            show_progress=ctx.show_progress,
+        )
+        return dict(result.manifest["counts"])
+
+    return dict(ctx.run_jobs({"tile": work})["tile"])
 
 
 def run_folder(train_dir: Path, objective: str, seed: int) -> Path:
@@ -166,25 +211,26 @@ def training_args(ctx: StageContext, objective: str, seed: int) -> list[str]:
 
 def run_train(ctx: StageContext) -> dict[str, Any]:
     """Train every objective once per training seed; a killed stage resumes each run."""
-    summary: dict[str, Any] = {}
-    if ctx.restart and ctx.folder.exists():
+    if ctx.ledger.fresh:
         for objective in ctx.config.train.objectives:
             shutil.rmtree(ctx.folder / objective, ignore_errors=True)
-    for objective in ctx.config.train.objectives:
-        for seed in ctx.config.train_seeds():
-            summary[f"{objective}/seed_{seed}"] = _train_one(ctx, objective, seed)
-    return summary
+
+    def run(objective: str, seed: int) -> Callable[[], Any]:
+        return lambda: _train_one(ctx, objective, seed)
+
+    jobs = {
+        f"{objective}.seed_{seed}": run(objective, seed)
+        for objective in ctx.config.train.objectives
+        for seed in ctx.config.train_seeds()
+    }
+    return {key.replace(".", "/", 1): value for key, value in ctx.run_jobs(jobs).items()}
 
 
 def _train_one(ctx: StageContext, objective: str, seed: int) -> dict[str, Any]:
-    """One objective at one seed: skipped when done, resumed from ``last.ckpt`` when killed."""
+    """One objective at one seed (one job): resumed from ``last.ckpt`` when killed midway."""
     from eo_mmcl.tasks.train import run_training
 
     out_dir = run_folder(ctx.folder, objective, seed)
-    done = out_dir / OBJECTIVE_DONE
-    if done.is_file() and json.loads(done.read_text())["fingerprint"] == ctx.fingerprint:
-        log.info("train: %s seed %d already trained, kept", objective, seed)
-        return dict(json.loads(done.read_text())["summary"])
     out_dir.mkdir(parents=True, exist_ok=True)
     args = training_args(ctx, objective, seed)
     last = out_dir / "checkpoints" / "last.ckpt"
@@ -217,8 +263,6 @@ def _train_one(ctx: StageContext, objective: str, seed: int) -> dict[str, Any]:
         with atomic_output(out_dir / "checkpoints" / BEST_CHECKPOINT) as tmp:
             shutil.copyfile(best, tmp)
         summary["best_epoch_file"] = best.name
-    with atomic_output(done) as tmp:
-        tmp.write_text(json.dumps({"fingerprint": ctx.fingerprint, "summary": summary}))
     return summary
 
 
@@ -231,12 +275,13 @@ def run_embed(ctx: StageContext) -> dict[str, Any]:
 
     section = ctx.config.embed
     trained = checkpoints(ctx.stage_dir("train"), ctx.config.train.objectives, ctx.config)
-    summary: dict[str, Any] = {}
-    for objective in ctx.config.embed_objectives():
+    chips_dir = ctx.stage_dir("tile") if "tile" in ctx.config.stages else None
+
+    def export(objective: str) -> dict[str, Any]:
         given = section.checkpoints.get(objective)
         checkpoint = ctx.base / given if given is not None else trained[objective][0]
-        chips_dir = ctx.stage_dir("tile") if "tile" in ctx.config.stages else None
         log.info("embed: %s from %s", objective, checkpoint)
+        # The export's own ledger (blocks, on Dask) resumes an export killed midway.
         result = export_embeddings(
             checkpoint,
             ctx.stage_dir("catalog"),
@@ -248,12 +293,16 @@ def run_embed(ctx: StageContext) -> dict[str, Any]:
             force=ctx.restart,
             show_progress=ctx.show_progress,
         )
-        summary[objective] = {
+        return {
             "rasters": len(result.rasters),
             "previews": len(result.previews),
             "chip_tables": len(result.chip_tables),
         }
-    return summary
+
+    def job(objective: str) -> Callable[[], Any]:
+        return lambda: export(objective)
+
+    return ctx.run_jobs({o: job(o) for o in ctx.config.embed_objectives()})
 
 
 def run_probe(ctx: StageContext) -> dict[str, Any]:
@@ -263,17 +312,21 @@ def run_probe(ctx: StageContext) -> dict[str, Any]:
     section = ctx.config.probe
     trained = checkpoints(ctx.stage_dir("train"), ctx.config.train.objectives, ctx.config)
     scenes = ctx.stage_dir("simulate") if "simulate" in ctx.config.stages else None
-    result = run_probes(
-        ctx.stage_dir("tile"),
-        [path for paths in trained.values() for path in paths],
-        ctx.folder,
-        section.config,
-        scenes_dir=scenes,
-        force=ctx.restart,
-        log=log.info,
-    )
-    table = result.table
-    return {"rows": len(table), "objectives": int(table["objective"].nunique())}
+
+    def work() -> dict[str, Any]:
+        result = run_probes(
+            ctx.stage_dir("tile"),
+            [path for paths in trained.values() for path in paths],
+            ctx.folder,
+            section.config,
+            scenes_dir=scenes,
+            force=ctx.restart,
+            log=log.info,
+        )
+        table = result.table
+        return {"rows": len(table), "objectives": int(table["objective"].nunique())}
+
+    return dict(ctx.run_jobs({"probe": work})["probe"])
 
 
 def run_report(ctx: StageContext) -> dict[str, Any]:
@@ -282,8 +335,12 @@ def run_report(ctx: StageContext) -> dict[str, Any]:
 
     embed = ctx.stage_dir("embed")
     previews = sorted(p for p in embed.iterdir() if p.is_dir()) if embed.is_dir() else []
-    html = build_report(ctx.stage_dir("probe"), ctx.folder, embed_dirs=previews)
-    return {"report": str(html)}
+
+    def work() -> dict[str, Any]:
+        html = build_report(ctx.stage_dir("probe"), ctx.folder, embed_dirs=previews)
+        return {"report": str(html)}
+
+    return dict(ctx.run_jobs({"report": work})["report"])
 
 
 def checkpoints(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,7 @@ def simulate_scenes(
     config: SimulationConfig,
     force: bool = False,
     show_progress: bool = False,
+    indices: Sequence[int] | None = None,
 ) -> list[SimulatedScene]:
     """Simulate ``config.scenes`` co-located S1/S2 scene pairs and write them to ``out_dir``.
 
@@ -83,6 +85,8 @@ def simulate_scenes(
         config: Simulation knobs.
         force: Rewrite scenes that are already complete.
         show_progress: Show a rich progress bar.
+        indices: Only these scenes (``0 .. config.scenes - 1``; default: all), e.g. one job
+            of the pipeline's simulate stage.
 
     Returns:
         The written (or already present) scenes.
@@ -97,7 +101,7 @@ def simulate_scenes(
     out.mkdir(parents=True, exist_ok=True)
     scenes: list[SimulatedScene] = []
     with Progress(disable=not show_progress, transient=False) as progress:
-        for index in range(config.scenes):
+        for index in range(config.scenes) if indices is None else indices:
             scene_id = f"sim-s{config.seed}-{index:02d}"
             files = scene_files(out, scene_id, config)
             task = progress.add_task(f"simulate {scene_id}", total=None)

@@ -1,17 +1,17 @@
 """``eo-mmcl tile``: cut co-registered S1/S2 chips over shared footprints into a chip store.
 
 The work is planned up front (windows, splits, store slots: all decided by geometry and seed)
-and split into tasks that own whole Zarr chunks. Tasks run on Dask distributed (a LocalCluster
-by default, or an existing scheduler); each writes its chunks, then a small JSON marker. A killed
-run resumes from the markers; the index, the normalisation statistics and the manifest are
-written last, so a store that looks finished is finished.
+and split into jobs that own whole Zarr chunks. Jobs run on Dask distributed (a LocalCluster
+by default, or an existing scheduler) through the stage's job ledger (:mod:`eo_mmcl.io.jobs`);
+each writes its chunks, then its marker. A killed run resumes from the markers; the index, the
+normalisation statistics and the manifest (the completion record) are written last, so a store
+that looks finished is finished.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +26,12 @@ from pyproj import Transformer
 from rasterio.crs import CRS
 
 from eo_mmcl import __version__
-from eo_mmcl.catalog.build import PAIRS_FILE, RASTERS_FILE
+from eo_mmcl.catalog.build import RASTERS_FILE, catalog_digest
 from eo_mmcl.errors import SourceError
 from eo_mmcl.io.atomic import atomic_output
-from eo_mmcl.io.cluster import run_tasks
-from eo_mmcl.io.digest import json_digest, sha256_file
+from eo_mmcl.io.digest import json_digest
+from eo_mmcl.io.jobs import JobLedger, write_record
+from eo_mmcl.tiling import worker
 from eo_mmcl.tiling.config import TileConfig
 from eo_mmcl.tiling.integrity import INTEGRITY_KEY, describe_store, reusable
 from eo_mmcl.tiling.pairs import PairSources, plan_tiling
@@ -47,7 +48,7 @@ from eo_mmcl.tiling.store import (
     read_manifest,
     store_metadata,
 )
-from eo_mmcl.tiling.worker import TileTask, empty_stats, run_tile_task
+from eo_mmcl.tiling.worker import TileJob, empty_stats
 
 PROGRESS_DIR = ".tile"
 
@@ -71,8 +72,7 @@ def _fingerprint(catalog_dir: Path, config: TileConfig) -> str:
     payload = {
         "config": asdict(config),
         "version": __version__,
-        "rasters": sha256_file(catalog_dir / RASTERS_FILE),
-        "pairs": sha256_file(catalog_dir / PAIRS_FILE),
+        "catalog": catalog_digest(catalog_dir),
     }
     return json_digest(payload)
 
@@ -83,9 +83,8 @@ def _make_tasks(
     slots: np.ndarray,
     pairs: dict[str, PairSources],
     store: Path,
-    progress_dir: Path,
     config: TileConfig,
-) -> list[TileTask]:
+) -> list[TileJob]:
     per_task = config.chunk_length * config.chunks_per_task
     by_task: dict[int, list[tuple[int, str, int, int, str]]] = {}
     for window, slot in zip(windows, slots, strict=True):
@@ -98,14 +97,13 @@ def _make_tasks(
         stop = min(start + per_task, layout.n_slots)
         used = {c[1] for c in chips}
         tasks.append(
-            TileTask(
+            TileJob(
                 task_id,
                 start,
                 stop,
                 tuple(sorted(chips)),
                 {p: pairs[p] for p in used},
                 str(store),
-                str(progress_dir),
                 layout,
                 config,
             )
@@ -113,14 +111,8 @@ def _make_tasks(
     return tasks
 
 
-def _run_tasks(
-    tasks: Sequence[TileTask],
-    workers: int | None,
-    scheduler: str | None,
-    on_done: Callable[[], None],
-) -> None:
-    # Looked up at call time, so that tests can wrap the task function.
-    run_tasks(run_tile_task, tasks, workers, scheduler, on_done)
+def _job_id(task: TileJob) -> str:
+    return f"task-{task.task_id:06d}"
 
 
 def tile_catalog(
@@ -158,51 +150,45 @@ def tile_catalog(
     if reusable(manifest, fingerprint) and not force:
         assert manifest is not None
         return TileResult(out, manifest, reused=True)
-    progress_dir = out / PROGRESS_DIR
-    plan_path = progress_dir / "plan.json"
-    started = json.loads(plan_path.read_text()) if plan_path.exists() else None
-    if started is not None and started.get("fingerprint") != fingerprint and not force:
-        raise SourceError(
-            f"{out}: an unfinished store was started with other options or another catalog; "
-            "rerun with --force to start over"
-        )
     layout, windows, slots, pairs, messages = plan_tiling(catalog_dir, config)
+    # After planning: a plan that fails leaves nothing that looks started.
+    ledger = JobLedger.open(out / PROGRESS_DIR, fingerprint, force=force, owner=out, what="store")
     # The new store is cut beside the finished one and replaces it only once complete, so a
     # rebuild that fails (or is killed) leaves the earlier store readable and unchanged.
-    store = progress_dir / CHIPS_ZARR
-    if force or started is None or not store.is_dir():
-        shutil.rmtree(progress_dir, ignore_errors=True)
-        progress_dir.mkdir(parents=True)
+    store = ledger.folder / CHIPS_ZARR
+    if not ledger.fresh and not store.is_dir():
+        ledger.restart()  # markers without their chunks are worth nothing
+    if ledger.fresh:
         create_store(store, layout)
-        with atomic_output(plan_path) as tmp:
-            tmp.write_text(json.dumps({"fingerprint": fingerprint, "n_slots": layout.n_slots}))
-    tasks = _make_tasks(layout, windows, slots, pairs, store, progress_dir, config)
-    pending = [t for t in tasks if not (progress_dir / f"task-{t.task_id:06d}.json").exists()]
+    tasks = _make_tasks(layout, windows, slots, pairs, store, config)
     with Progress(disable=not show_progress) as progress:
-        bar = progress.add_task("tile", total=len(tasks), completed=len(tasks) - len(pending))
-        _run_tasks(pending, workers, scheduler, lambda: progress.advance(bar))
-    manifest = _finalize(out, layout, windows, slots, pairs, tasks, config, fingerprint, messages)
+        bar = progress.add_task("tile", total=len(tasks))
+        # Looked up at call time, so that tests can wrap the job function.
+        already = ledger.run(
+            worker.run_tile_job, tasks, _job_id, workers, scheduler, lambda: progress.advance(bar)
+        )
+        progress.advance(bar, already)
+    manifest = _finalize(ledger, out, layout, windows, slots, pairs, tasks, config, messages)
     return TileResult(out, manifest)
 
 
 def _finalize(
+    ledger: JobLedger,
     out: Path,
     layout: StoreLayout,
     windows: Sequence[ChipWindow],
     slots: np.ndarray,
     pairs: dict[str, PairSources],
-    tasks: Sequence[TileTask],
+    tasks: Sequence[TileJob],
     config: TileConfig,
-    fingerprint: str,
     messages: list[str],
 ) -> dict[str, Any]:
-    progress_dir = out / PROGRESS_DIR
     results: dict[int, dict[str, Any]] = {}
     totals = {
         k: empty_stats(len(b)) for k, b in (("s2", layout.s2_bands), ("s1", layout.s1_bands)) if b
     }
     for task in tasks:
-        marker = json.loads((progress_dir / f"task-{task.task_id:06d}.json").read_text())
+        marker = ledger.result(_job_id(task))
         results.update({r["slot"]: r for r in marker["results"]})
         for key, stats in marker["stats"].items():
             for name, values in stats.items():
@@ -242,24 +228,20 @@ def _finalize(
             f"{counts['rejected_nodata']}): raise --max-cloud or --max-nodata, or use a "
             "smaller --split-block"
         )
-    group = zarr.open_group(str(progress_dir / CHIPS_ZARR), mode="r+")
+    group = zarr.open_group(str(ledger.folder / CHIPS_ZARR), mode="r+")
     attrs = store_metadata(group)
     attrs.update(normalisation=normalisation, tile_config=asdict(config), counts=counts)
     group.attrs[ATTRS_KEY] = attrs
-    _replace_store(out, progress_dir / CHIPS_ZARR)
+    _replace_store(out, ledger.folder / CHIPS_ZARR)
     with atomic_output(out / INDEX_FILE) as tmp:
         index.to_parquet(tmp, index=False)
-    manifest = {
-        "fingerprint": fingerprint,
-        "version": __version__,
+    payload = {
         "counts": counts,
         "messages": messages,
         "config": asdict(config),
         INTEGRITY_KEY: describe_store(out),
     }
-    with atomic_output(out / MANIFEST_FILE) as tmp:
-        tmp.write_text(json.dumps(manifest, indent=1))
-    return manifest
+    return write_record(out / MANIFEST_FILE, ledger.fingerprint, payload)
 
 
 def _replace_store(out: Path, staged: Path) -> None:

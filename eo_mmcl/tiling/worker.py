@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +12,6 @@ from affine import Affine
 from rasterio.crs import CRS
 from rasterio.windows import Window
 
-from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.tiling.config import TileConfig
 from eo_mmcl.tiling.pairs import PairSources
 from eo_mmcl.tiling.reader import RasterReader, RasterSpec
@@ -29,7 +26,7 @@ GDAL_CACHE_MB = 128
 
 
 @dataclass(frozen=True)
-class TileTask:
+class TileJob:
     """One unit of work: the chips of a chunk-aligned range of store slots.
 
     Args:
@@ -39,7 +36,6 @@ class TileTask:
         chips: (slot, pair_id, col_off, row_off, split) of each chip to cut.
         pairs: Sources of the pairs those chips come from.
         store: Path of ``chips.zarr``.
-        progress_dir: Folder of the task markers.
         layout: The store layout.
         config: Tiling options.
     """
@@ -50,27 +46,26 @@ class TileTask:
     chips: tuple[tuple[int, str, int, int, str], ...]
     pairs: dict[str, PairSources]
     store: str
-    progress_dir: str
     layout: StoreLayout
     config: TileConfig
 
 
-def run_tile_task(task: TileTask) -> dict[str, Any]:
-    """Cut, check and write the chips of one task, then write its marker.
+def run_tile_job(task: TileJob) -> dict[str, Any]:
+    """Cut, check and write the chips of one job (its marker is the ledger's).
 
     Args:
         task: The task.
 
     Returns:
-        The marker: per-chip results and the task's train statistics.
+        The job's result: per-chip results and its train statistics.
     """
     # GDAL's block cache defaults to 5% of RAM and fills up with every block a task reads, so
     # the process would grow with the scene; a bounded cache keeps memory flat.
     with rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_MB):
-        return _run_tile_task(task)
+        return _run_tile_job(task)
 
 
-def _run_tile_task(task: TileTask) -> dict[str, Any]:
+def _run_tile_job(task: TileJob) -> dict[str, Any]:
     layout, config = task.layout, task.config
     n, size = task.stop - task.start, layout.chip_size
     arrays: dict[str, np.ndarray] = {
@@ -127,8 +122,6 @@ def _run_tile_task(task: TileTask) -> dict[str, Any]:
         "results": results,
         "stats": {k: {s: v.tolist() for s, v in d.items()} for k, d in stats.items()},
     }
-    with atomic_output(Path(task.progress_dir) / f"task-{task.task_id:06d}.json") as tmp:
-        tmp.write_text(json.dumps(marker))
     return marker
 
 
