@@ -164,7 +164,8 @@ def test_finished_stages_are_skipped_and_changes_rerun_downstream(tmp_path: Path
     assert [o.status for o in outcomes] == ["ran"] * 4
     manifest = StageManifest.read(tmp_path / "run" / "tile")
     assert manifest is not None and manifest.status == "complete"
-    assert set(manifest.inputs) == {"catalog"} and "out.txt" in manifest.outputs
+    # Tiling reads the scenes' pixels, not only the catalog's description of them.
+    assert set(manifest.inputs) == {"catalog", "simulate"} and "out.txt" in manifest.outputs
     assert manifest.versions["eo_mmcl"] and manifest.seconds is not None
     assert (tmp_path / "run" / "pipeline.log").read_text().count("tile: done") == 1
 
