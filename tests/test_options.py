@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from eo_mmcl.cli import app
 from eo_mmcl.export.config import EmbedConfig
 from eo_mmcl.options import config_fields, config_options, docstring_args, first_sentence
+from eo_mmcl.probes.config import ProbeConfig
 from eo_mmcl.simulate import SimulationConfig
 from eo_mmcl.tiling import TileConfig
 
@@ -33,6 +34,7 @@ def _options(command: str) -> dict[str, Any]:
          {"s2_date": "date"}),
         ("tile", TileConfig, {"split_fractions"}, {}),
         ("embed", EmbedConfig, set(), {}),
+        ("probe", ProbeConfig, {"probes", "keys"}, {}),
     ],
 )  # fmt: skip
 def test_every_config_field_is_an_option_with_its_help_and_default(

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
 from eo_mmcl.console import console, err_console, reports_errors
+from eo_mmcl.options import config_options
+from eo_mmcl.probes.config import PROBES, ProbeConfig, parse_keys
 
 
 @reports_errors
+@config_options(ProbeConfig, exclude=("probes", "keys"))
 def probe(
     chips: Annotated[Path, typer.Option(help="Chip store folder (eo-mmcl tile output).")],
+    settings: dict[str, Any],
     checkpoint: Annotated[
         list[Path] | None,
         typer.Option(help="Checkpoint of eo-mmcl train (repeat; include a supervised one)."),
@@ -28,13 +32,10 @@ def probe(
             "(store_index and embedding columns)."
         ),
     ] = None,
-    seeds: Annotated[
-        int, typer.Option(help="Probe seeds per training seed (the probes' train subsample).")
-    ] = 3,
     probes: Annotated[
         str,
         typer.Option(help="Comma-separated probes: linear, knn, segmentation, segmentation_knn."),
-    ] = "linear,knn,segmentation,segmentation_knn",
+    ] = ",".join(PROBES),
     key: Annotated[
         list[str] | None,
         typer.Option(
@@ -42,15 +43,6 @@ def probe(
             "(default backbone=joint, projection=proj_joint)."
         ),
     ] = None,
-    train_fraction: Annotated[
-        float, typer.Option(help="Fraction of the train chips each seed's probes train on.")
-    ] = 0.8,
-    random_init: Annotated[
-        bool, typer.Option(help="Probe untrained copies of the networks (the floor).")
-    ] = True,
-    reference: Annotated[
-        bool, typer.Option(help="Probe per-chip band statistics too (band-stats, no learning).")
-    ] = True,
     scenes: Annotated[
         Path | None, typer.Option(help="Simulator output folder: its knobs go into the report.")
     ] = None,
@@ -66,15 +58,12 @@ def probe(
     wrong-sensor score, floor, readable, separable), the settings in probe_meta.json and the
     inputs of the report's maps. Give one checkpoint per objective and training seed.
     """
-    from eo_mmcl.probes import ProbeConfig, parse_keys, run_probes
+    from eo_mmcl.probes import run_probes
 
     config = ProbeConfig(
-        seeds=seeds,
         probes=tuple(p.strip() for p in probes.split(",") if p.strip()),
-        train_fraction=train_fraction,
         keys=parse_keys(key or []),
-        random_init=random_init,
-        reference=reference,
+        **settings,
     )
     result = run_probes(
         chips,

@@ -245,13 +245,16 @@ def read_record(path: Path, fingerprint: str) -> dict[str, Any] | None:
     return record
 
 
-def write_record(path: Path, fingerprint: str, payload: dict[str, Any], indent: int = 1) -> dict:
-    """Write a stage's completion record (atomically, after every output it vouches for).
+def write_record(
+    path: Path, fingerprint: str, payload: dict[str, Any], indent: int = 1
+) -> dict[str, Any]:
+    """Write a stage's completion record (atomically, after the outputs it vouches for).
 
     Args:
         path: The record file.
         fingerprint: The fingerprint the outputs were made from.
-        payload: What the stage records (counts, options, file names...).
+        payload: What the stage records (counts, options, file names...); values JSON cannot
+            hold (paths) are written as text.
         indent: JSON indentation.
 
     Returns:
@@ -259,5 +262,5 @@ def write_record(path: Path, fingerprint: str, payload: dict[str, Any], indent: 
     """
     record = {"fingerprint": fingerprint, "version": __version__, **payload}
     with atomic_output(path) as tmp:
-        tmp.write_text(json.dumps(record, indent=indent))
+        tmp.write_text(json.dumps(record, indent=indent, default=str))
     return record

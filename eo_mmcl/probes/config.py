@@ -6,9 +6,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from eo_mmcl.errors import ConfigError
-from eo_mmcl.probes.embeddings import (
-    DEPTHS,
-)
+
+#: The two depths probed: pooled backbone features, and the projection (aligned) space.
+DEPTHS = ("backbone", "projection")
 
 PROBES = ("linear", "knn", "segmentation", "segmentation_knn")
 #: The per-pixel probes (feature maps, mIoU), linear and kNN heads.

@@ -16,11 +16,9 @@ from eo_mmcl.datamodules.transforms import PairedS1S2Transform
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.io.tables import read_table
+from eo_mmcl.probes.config import DEPTHS
 from eo_mmcl.tasks import ObjectiveTask
 from eo_mmcl.tasks.checkpoint import load_task
-
-#: The two depths probed: pooled backbone features, and the projection (aligned) space.
-DEPTHS = ("backbone", "projection")
 
 #: Embedding key each objective is probed with at each depth (override with ``keys``).
 DEFAULT_KEYS: dict[str, str] = {"backbone": "joint", "projection": "proj_joint"}

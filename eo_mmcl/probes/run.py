@@ -17,6 +17,7 @@ from eo_mmcl import __version__
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.io.digest import json_digest, sha256_file
+from eo_mmcl.io.jobs import read_record, write_record
 from eo_mmcl.probes.collect import Collector
 from eo_mmcl.probes.config import ProbeConfig
 from eo_mmcl.probes.embeddings import (
@@ -217,9 +218,8 @@ def run_probes(
     fingerprint = _fingerprint(
         chips, paths, Path(embeddings_dir) if embeddings_dir else None, config
     )
-    meta_path = out / META_FILE
-    finished = not force and (out / PROBE_TABLE).exists() and meta_path.exists()
-    if finished and json.loads(meta_path.read_text()).get("fingerprint") == fingerprint:
+    finished = read_record(out / META_FILE, fingerprint) is not None
+    if finished and not force and (out / PROBE_TABLE).exists():
         return ProbeRun(pd.read_parquet(out / PROBE_TABLE), out, reused=True)
     start = time.perf_counter()
     store_index = labels.store_index
@@ -269,8 +269,6 @@ def run_probes(
     seconds = time.perf_counter() - start
     _write_outputs(out, labels, table, collector, instrument)
     meta = {
-        "fingerprint": fingerprint,
-        "version": __version__,
         "chips_dir": str(chips),
         "splits": labels.split_counts(),
         "chip_size": next((int(p.shape[-1]) for p in labels.pixel.values()), None),
@@ -295,14 +293,13 @@ def run_probes(
             "inside each training seed",
         },
     }  # fmt: skip
-    _write_table(out, table, meta)
+    _write_table(out, table, fingerprint, meta)
     return ProbeRun(table, out, seconds=seconds)
 
 
-def _write_table(out: Path, table: pd.DataFrame, meta: dict[str, Any]) -> None:
-    """The settings, then the tidy table: ``probes.parquet`` last, as the run's finish mark."""
-    with atomic_output(out / META_FILE) as tmp:
-        tmp.write_text(json.dumps(meta, indent=2, default=str))
+def _write_table(out: Path, table: pd.DataFrame, fingerprint: str, meta: dict[str, Any]) -> None:
+    """The settings (the completion record), then the tidy table: ``probes.parquet`` last."""
+    write_record(out / META_FILE, fingerprint, meta, indent=2)
     with atomic_output(out / PROBE_CSV) as tmp:
         table.to_csv(tmp, index=False)
     with atomic_output(out / PROBE_TABLE) as tmp:

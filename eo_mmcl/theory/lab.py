@@ -1,6 +1,7 @@
 """The two lab runs end to end: sweep, tables, figures, Markdown section, manifest.
 
-Like every pipeline stage, a lab run writes each file atomically and its manifest last, and is
+Like every pipeline stage, a lab run writes each file atomically and its manifest (the
+completion record of :mod:`eo_mmcl.io.jobs`, fingerprinted by its settings) last, and is
 idempotent: re-running with the same settings into a complete folder does nothing unless
 forced. A run killed half way leaves no manifest and is simply redone.
 """
@@ -16,8 +17,9 @@ from typing import Any, Final
 
 import pandas as pd
 
-from eo_mmcl import __version__
 from eo_mmcl.io import atomic_output
+from eo_mmcl.io.digest import json_digest
+from eo_mmcl.io.jobs import read_record, write_record
 from eo_mmcl.theory import linear, misalignment, misalignment_section, plots, section
 
 #: File names inside OUT_DIR.
@@ -86,11 +88,8 @@ def load_if_complete(out_dir: Path, settings: dict[str, Any]) -> LabOutput | Non
         The existing outputs, or None when the folder is incomplete or was made with other
         settings.
     """
-    manifest_path = out_dir / MANIFEST
-    if not manifest_path.is_file():
-        return None
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    if manifest.get("settings") != _normalised(settings):
+    manifest = read_record(out_dir / MANIFEST, json_digest(_normalised(settings)))
+    if manifest is None:
         return None
     files = tuple(manifest.get("files", ()))
     if not all((out_dir / f).is_file() for f in files):
@@ -109,7 +108,7 @@ def load_if_complete(out_dir: Path, settings: dict[str, Any]) -> LabOutput | Non
 def write_manifest(
     out_dir: Path, settings: dict[str, Any], files: tuple[str, ...], seconds: float
 ) -> None:
-    """Write the manifest, last, marking the folder complete.
+    """Write the manifest (the completion record), last, marking the folder complete.
 
     Args:
         out_dir: The output folder.
@@ -117,13 +116,12 @@ def write_manifest(
         files: Files written, relative to ``out_dir``.
         seconds: Wall time of the run.
     """
-    manifest = {
+    payload = {
         "settings": _normalised(settings),
         "files": list(files),
         "seconds": round(seconds, 2),
-        "package_version": __version__,
     }
-    write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", out_dir / MANIFEST)
+    write_record(out_dir / MANIFEST, json_digest(_normalised(settings)), payload, indent=2)
 
 
 def _run_lab(
