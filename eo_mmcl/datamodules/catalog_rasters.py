@@ -6,7 +6,6 @@ time interval of its pair (see :mod:`eo_mmcl.datamodules.onthefly`).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,11 @@ from torchgeo.datasets.errors import DatasetNotFoundError
 from torchgeo.datasets.utils import GeoSlice
 
 from eo_mmcl.bands import S1_BANDS
+from eo_mmcl.datamodules.torchgeo_compat import (
+    clear_file_cache_in_forked_workers,
+    query_slices,
+    set_time_interval,
+)
 from eo_mmcl.tiling.reader import RasterReader, RasterSpec
 
 #: Polarisations in ``image_s1``, in order (as in the chip store).
@@ -34,11 +38,8 @@ MASK_NODATA = 255
 CLOUD_VALUE = 1
 
 
-# torchgeo keeps open GDAL handles in a class-level LRU cache. A DataLoader worker forked after
-# the parent read a sample inherits those handles, and parent and workers then share each file
-# descriptor's offset: concurrent reads decode the wrong bytes ("ZIPDecode: Decoding error").
-# Every forked process therefore starts with an empty cache and opens its own handles.
-os.register_at_fork(after_in_child=RasterDataset._cached_load_warp_file.cache_clear)
+# Every forked process (DataLoader worker) starts with an empty cache of GDAL handles.
+clear_file_cache_in_forked_workers()
 
 
 # Time interval (start, end) as tz-naive UTC timestamps, the convention of torchgeo's index.
@@ -97,9 +98,7 @@ class CatalogRasterDataset(RasterDataset):
         except DatasetNotFoundError as err:
             # torchgeo skips files that rasterio cannot open, then finds "no dataset".
             raise ValueError(f"{path}: rasterio cannot read this file") from err
-        self.index.index = pd.IntervalIndex.from_tuples(
-            [interval] * len(self.index), closed="both", name="datetime"
-        )
+        set_time_interval(self, interval)
 
     def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
         """Read the patch ``query`` (see ``RasterDataset.__getitem__``) under :attr:`sample_key`.
@@ -150,7 +149,7 @@ class S1ImageDataset(CatalogRasterDataset):
         Returns:
             float32 tensor (bands, height, width) in dB.
         """
-        x, y, _ = self._disambiguate_slice(query)
+        x, y, _ = query_slices(self, query)
         width = round((x.stop - x.start) / x.step)
         height = round((y.stop - y.start) / y.step)
         transform = Affine(x.step, 0.0, x.start, 0.0, -y.step, y.stop)

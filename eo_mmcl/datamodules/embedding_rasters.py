@@ -20,6 +20,8 @@ from torch import Tensor
 from torchgeo.datasets import RasterDataset
 from torchgeo.datasets.utils import GeoSlice
 
+from eo_mmcl.datamodules.torchgeo_compat import cached_file, query_slices
+
 
 @functools.lru_cache(maxsize=256)
 def _band_codecs(path: str) -> tuple[np.ndarray, np.ndarray]:
@@ -62,9 +64,10 @@ class EmbeddingRasterDataset(RasterDataset):
 
     # torchgeo 0.8.1 offers no public hook between reading a file and merging it with its
     # neighbours: its _merge_files merges the stored codes of all files a query touches,
-    # though each file has its own scales. This override (the one use of torchgeo internals
-    # here, signature as in 0.8.1) merges with rasterio's public merge and a copy method that
-    # decodes each source through its own scale, offset and nodata.
+    # though each file has its own scales. This override (signature as in 0.8.1; the other
+    # private names it needs come through eo_mmcl.datamodules.torchgeo_compat) merges with
+    # rasterio's public merge and a copy method that decodes each source through its own
+    # scale, offset and nodata.
     def _merge_files(
         self,
         filepaths: Sequence[str],
@@ -72,10 +75,8 @@ class EmbeddingRasterDataset(RasterDataset):
         band_indexes: Sequence[int] | None = None,
     ) -> Tensor:
         paths = list(filepaths)
-        handles = [
-            self._cached_load_warp_file(p) if self.cache else self._load_warp_file(p) for p in paths
-        ]
-        x, y, _ = self._disambiguate_slice(query)
+        handles = [cached_file(self, p) for p in paths]
+        x, y, _ = query_slices(self, query)
         codecs = [_band_codecs(str(p)) for p in paths]
         bands = None if band_indexes is None else np.asarray(band_indexes) - 1
 

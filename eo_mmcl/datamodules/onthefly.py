@@ -51,7 +51,7 @@ import pandas as pd
 import torch
 from affine import Affine
 from pyproj import CRS
-from torchgeo.datasets import GeoDataset, IntersectionDataset
+from torchgeo.datasets import GeoDataset
 from torchgeo.samplers import GeoSampler, GridGeoSampler, RandomGeoSampler
 
 from eo_mmcl.bands import S2_L2A_BANDS
@@ -67,6 +67,7 @@ from eo_mmcl.datamodules.catalog_rasters import (
     TimeInterval,
 )
 from eo_mmcl.datamodules.paired_dataset import PairedRasterDataset, PairRasters
+from eo_mmcl.datamodules.torchgeo_compat import intersect
 
 
 def _utc_naive(value: Any) -> pd.Timestamp:
@@ -137,20 +138,13 @@ def _companions(
 
 
 def _intersect_all(leaves: Sequence[CatalogRasterDataset], pair_id: str) -> GeoDataset:
-    """``leaves[0] & leaves[1] & ...``, as torchgeo 0.8.1 allows.
-
-    Each overlay suffixes clashing columns with ``_1``/``_2``: from the fourth dataset on,
-    ``filepath`` becomes ``filepath_1`` a second time and pandas refuses the merge. An
-    intersection reads through its children and samples from its geometry and time interval
-    only, so its other columns are dropped after each step.
-    """
+    """``leaves[0] & leaves[1] & ...``, as torchgeo 0.8.1 allows (see :func:`intersect`)."""
     dataset: GeoDataset = leaves[0]
     for leaf in leaves[1:]:
         try:
-            dataset = IntersectionDataset(dataset, leaf)
+            dataset = intersect(dataset, leaf)
         except RuntimeError as err:  # torchgeo: "Datasets have no spatial/temporal intersection"
             raise ValueError(f"pair {pair_id}: {leaf.files[0]} does not overlap the pair") from err
-        dataset.index = dataset.index[[dataset.index.geometry.name]]
     return dataset
 
 

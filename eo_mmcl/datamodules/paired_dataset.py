@@ -20,10 +20,8 @@ from pyproj import CRS
 from torchgeo.datasets import GeoDataset
 from torchgeo.datasets.utils import GeoSlice
 
-from eo_mmcl.datamodules.catalog_rasters import (
-    CLOUD_VALUE,
-    MASK_NODATA,
-)
+from eo_mmcl.datamodules.catalog_rasters import CLOUD_VALUE, MASK_NODATA
+from eo_mmcl.datamodules.torchgeo_compat import query_slices, time_span
 
 
 @dataclass(frozen=True)
@@ -99,8 +97,7 @@ class PairedRasterDataset(GeoDataset):
         self.paths = sorted({f for p in self.pairs for f in p.files})
         boxes, intervals = [], []
         for pair in self.pairs:
-            left, right = pair.dataset.index.index.left.min(), pair.dataset.index.index.right.max()
-            intervals.append((left, right))
+            intervals.append(time_span(pair.dataset))
             boxes.append(
                 shapely.box(*_snap_inward(pair.dataset.index.total_bounds, pair.s2_transform))
             )
@@ -152,7 +149,7 @@ class PairedRasterDataset(GeoDataset):
         Raises:
             IndexError: If no pair intersects the query in space and time.
         """
-        x, y, t = self._disambiguate_slice(query)
+        x, y, t = query_slices(self, query)
         intervals = self.index.index
         box = shapely.box(x.start, y.start, x.stop, y.stop)
         area = self.index.geometry.intersection(box).area.to_numpy()
