@@ -174,3 +174,35 @@ def test_both_modes_give_the_same_keys_and_shapes(chips_dir: Path) -> None:
     for key in tensors[0]:
         assert tensors[0][key].shape == tensors[1][key].shape, key
         assert tensors[0][key].dtype == tensors[1][key].dtype, key
+
+
+def test_onthefly_splits_draw_inside_their_own_chips_only(chips_dir: Path) -> None:
+    """Each split's patches lie inside that split's chips of the store, never in another's."""
+    import geopandas as gpd
+    import shapely
+
+    from eo_mmcl.datamodules.onthefly import onthefly_samplers
+
+    patch = 16
+    dm = PairedS1S2DataModule(
+        chips_dir, mode="onthefly", catalog_dir=chips_dir.parent / "catalog", patch_size=patch
+    )
+    dm.setup("fit")
+    datasets = {"train": dm.train_dataset, "val": dm.val_dataset, "test": dm.test_dataset}
+    assert len({id(d) for d in datasets.values()}) == 3  # three datasets, not one
+    index = gpd.read_parquet(chips_dir / "index.parquet")
+    footprints = {
+        split: shapely.union_all(shapely.from_wkt(index.loc[index["split"] == split,
+                                                            "footprint_native"]))
+        for split in datasets
+    }  # fmt: skip
+    for split, dataset in datasets.items():
+        queries = list(onthefly_samplers(dataset, patch, 32, train=split == "train"))
+        assert queries, split
+        for query in queries:
+            box = shapely.box(query[0].start, query[1].start, query[0].stop, query[1].stop)
+            assert footprints[split].buffer(1e-6).contains(box), split
+            for other in set(datasets) - {split}:
+                assert box.intersection(footprints[other]).area == 0, (split, other)
+        sample = dataset[queries[0]]
+        assert sample["image_s2"].shape[-2:] == (patch, patch)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -54,7 +55,8 @@ class PairedS1S2DataModule(NonGeoDataModule):
     Args:
         chips_dir: Chip store folder (``chips`` mode; also the source of the statistics).
         mode: ``chips`` or ``onthefly``.
-        catalog_dir: Catalog folder (``onthefly`` mode).
+        catalog_dir: Catalog folder (``onthefly`` mode; its train, val and test patches are
+            drawn inside the chip footprints of each split of ``chips_dir``).
         batch_size: Batch size.
         num_workers: DataLoader workers (the Zarr store is opened in each).
         tasks: Label tasks to load (default: all).
@@ -187,12 +189,24 @@ class PairedS1S2DataModule(NonGeoDataModule):
             self.predict_dataset = make(None)
 
     def _setup_onthefly(self, stage: str) -> None:
-        from eo_mmcl.datamodules.onthefly import paired_raster_dataset
+        from eo_mmcl.datamodules.onthefly import paired_raster_dataset, split_regions
 
         assert self.catalog_dir is not None
         dataset = paired_raster_dataset(self.catalog_dir, tasks=self.tasks)
-        for split in ("train", "val", "test", "predict"):
-            setattr(self, f"{split}_dataset", dataset)
+        self.predict_dataset = dataset
+        if self.chips_dir is None:
+            # Nothing says where the splits lie: every split samples the whole footprints.
+            warnings.warn(
+                "onthefly mode without chips_dir: train, val and test patches come from the "
+                "same footprints (give chips_dir to split by the chip store's spatial blocks)",
+                UserWarning,
+                stacklevel=2,
+            )
+            self.train_dataset = self.val_dataset = self.test_dataset = dataset
+            return
+        regions = split_regions(self.chips_dir)
+        for split in ("train", "val", "test"):
+            setattr(self, f"{split}_dataset", dataset.within(regions[split]))
 
     def _dataloader_factory(self, split: str) -> DataLoader[dict[str, Tensor]]:
         dataset = self._valid_attribute(f"{split}_dataset", "dataset")

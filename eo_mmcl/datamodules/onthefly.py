@@ -47,7 +47,9 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import geopandas as gpd
 import pandas as pd
+import shapely
 import torch
 from affine import Affine
 from pyproj import CRS
@@ -68,6 +70,9 @@ from eo_mmcl.datamodules.catalog_rasters import (
 )
 from eo_mmcl.datamodules.paired_dataset import PairedRasterDataset, PairRasters
 from eo_mmcl.datamodules.torchgeo_compat import intersect
+from eo_mmcl.errors import SourceError
+from eo_mmcl.io.tables import read_table
+from eo_mmcl.tiling.store import INDEX_FILE, SPLITS
 
 
 def _utc_naive(value: Any) -> pd.Timestamp:
@@ -331,3 +336,34 @@ def onthefly_samplers(
         return GridGeoSampler(dataset, size=patch_size, stride=stride or patch_size)
     generator = torch.Generator().manual_seed(seed) if seed is not None else None
     return RandomGeoSampler(dataset, size=patch_size, length=length, generator=generator)
+
+
+def split_regions(chips_dir: Path) -> dict[str, gpd.GeoDataFrame]:
+    """Where each split of a chip store lies: its chips' footprints, per pair.
+
+    The store's spatial blocks gave each chip its split and dropped the chips where two splits
+    would touch, so chips of different splits never overlap: patches drawn inside a split's
+    chips (one region per chip) keep the store's split, buffer included.
+
+    Args:
+        chips_dir: A chip store cut from the same catalog.
+
+    Returns:
+        ``{split: GeoDataFrame(pair_id, geometry)}`` in the pairs' S2 CRS (``footprint_native``).
+
+    Raises:
+        SourceError: If the index is unreadable or a split has no chip.
+    """
+    index = read_table(
+        Path(chips_dir) / INDEX_FILE, columns=["split", "pair_id", "footprint_native"]
+    )
+    regions: dict[str, gpd.GeoDataFrame] = {}
+    for split in SPLITS:
+        rows = index[index["split"] == split]
+        if rows.empty:
+            raise SourceError(f"{chips_dir}: no {split} chip to draw on-the-fly patches in")
+        regions[split] = gpd.GeoDataFrame(
+            {"pair_id": rows["pair_id"].to_numpy()},
+            geometry=shapely.from_wkt(rows["footprint_native"].to_numpy()),
+        )
+    return regions

@@ -5,6 +5,7 @@ See :mod:`eo_mmcl.datamodules.onthefly` for why one intersection per pair.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -107,6 +108,42 @@ class PairedRasterDataset(GeoDataset):
             geometry=boxes,
             crs=crs,
         )
+        self._by_id = {p.pair_id: p for p in self.pairs}
+
+    def within(self, regions: gpd.GeoDataFrame) -> PairedRasterDataset:
+        """The same pairs, sampled only inside ``regions`` (one index row per region).
+
+        What a split's dataset is: the chip footprints of one split of the chip store, so that
+        train, validation and test patches come from the spatial blocks the store gave each
+        split (and never from the buffer between them).
+
+        Args:
+            regions: ``pair_id`` and polygon ``geometry`` in the dataset's CRS; each region is
+                clipped to its pair's footprint.
+
+        Returns:
+            A dataset with the same pairs, transforms and tasks.
+
+        Raises:
+            ValueError: If a region names a pair the dataset does not hold, or no region
+                overlaps its pair's footprint.
+        """
+        unknown = sorted(set(regions["pair_id"]) - set(self._by_id))
+        if unknown:
+            raise ValueError(f"regions of pairs {unknown[:3]} that this dataset does not hold")
+        rows = self.index.reset_index().set_index("pair_id").loc[list(regions["pair_id"])]
+        clipped = shapely.intersection(regions.geometry.to_numpy(), rows.geometry.to_numpy())
+        keep = ~shapely.is_empty(clipped) & (shapely.area(clipped) > 0)
+        if not keep.any():
+            raise ValueError("no region overlaps the footprint of its pair")
+        subset = copy.copy(self)
+        subset.index = gpd.GeoDataFrame(
+            {"pair_id": list(regions["pair_id"][keep])},
+            index=pd.IntervalIndex(rows["datetime"].to_numpy()[keep], name="datetime"),
+            geometry=list(clipped[keep]),
+            crs=self.index.crs,
+        )
+        return subset
 
     @property
     def crs(self) -> CRS:
@@ -159,7 +196,7 @@ class PairedRasterDataset(GeoDataset):
         exact = (intervals.left == t.start) & (intervals.right == t.stop)
         # Lexicographic (exact interval, area) among hits; argmax keeps the first on ties.
         score = np.where(hit, exact * (area.max() + 1.0) + area, -1.0)
-        return self.pairs[int(np.argmax(score))]
+        return self._by_id[str(self.index["pair_id"].iloc[int(np.argmax(score))])]
 
     def __getitem__(self, query: GeoSlice) -> dict[str, Any]:
         """Read one paired patch.
