@@ -441,3 +441,63 @@ def test_a_single_train_class_gives_the_constant_prediction() -> None:
     labels[SPLIT == "test", :, :2] = 0
     seg = segmentation_probe(np.ones((SPLIT.size, 3, 1, 1), np.float32), labels, SPLIT, 2)
     assert (seg.y_pred == 1).all() and seg.score == pytest.approx(0.5 * 0.5)
+
+
+PROBE_KILLER = """
+import os, signal, sys
+from eo_mmcl.io import jobs
+from eo_mmcl.cli import app
+
+real, written = jobs.mark_done, []
+
+def mark_then_die(folder, job_id, result):
+    real(folder, job_id, result)
+    written.append(job_id)
+    if len(written) == int(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)  # no cleanup at all, as a real kill
+
+jobs.mark_done = mark_then_die
+app(args=sys.argv[2:])
+"""
+
+
+def test_a_probe_run_killed_after_its_checkpoints_resumes_to_the_same_bytes(
+    probe_run: Path, probe_chips_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed once both checkpoints are probed, a rerun replays them and probes the rest."""
+    import json
+    import signal
+    import subprocess
+    import sys
+
+    out = tmp_path / "probes"
+    args = ["probe", "--chips", str(probe_chips_dir), "-o", str(out), "--seeds", "2",
+            "--checkpoint", str(probe_run.parent / "supervised.ckpt"),
+            "--checkpoint", str(probe_run.parent / "clip.ckpt")]  # fmt: skip
+    killed = subprocess.run([sys.executable, "-c", PROBE_KILLER, "2", *args], capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    assert not (out / "probes.parquet").exists()
+    done = sorted(p.name for p in (out / ".probe" / "jobs").glob("*.json"))
+    assert done == ["checkpoint-000.json", "checkpoint-001.json"]
+    from eo_mmcl.probes import run as probe_module
+
+    embedded: list[str] = []
+    real = probe_module.extract_embeddings
+
+    def counted(task, *rest, **kwargs):  # type: ignore[no-untyped-def]
+        embedded.append(task.objective)
+        return real(task, *rest, **kwargs)
+
+    monkeypatch.setattr(probe_module, "extract_embeddings", counted)
+    resumed = CliRunner().invoke(app, args)
+    assert resumed.exit_code == 0, resumed.output
+    assert embedded == []  # both checkpoints replayed from their markers, not embedded again
+    assert not (out / ".probe").exists()
+    files = sorted(p.relative_to(probe_run) for p in probe_run.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(out) for p in out.rglob("*") if p.is_file())
+    for name in files:
+        if name.name == "probe_meta.json":
+            meta = [json.loads(p.read_text()) for p in (probe_run / name, out / name)]
+            assert {**meta[0], "seconds": 0} == {**meta[1], "seconds": 0}
+            continue
+        assert (probe_run / name).read_bytes() == (out / name).read_bytes(), name

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
@@ -28,6 +29,7 @@ from eo_mmcl.probes.embeddings import (
     write_embedding_table,
 )
 from eo_mmcl.probes.instrument import instrument_table
+from eo_mmcl.probes.progress import ProbeJobs
 from eo_mmcl.probes.references import (
     named_floors,
     probe_band_statistics,
@@ -232,21 +234,12 @@ def run_probes(
     checkpoint_info: list[dict[str, Any]] = []
     floors: dict[str, tuple[ObjectiveTask, str]] = {}
     runs: dict[str, int] = {}
-    for (path, task), train_seed in zip(tasks, train_seeds, strict=True):
+    jobs = ProbeJobs.open(out, fingerprint, collector, force)
+    for index, ((path, task), train_seed) in enumerate(zip(tasks, train_seeds, strict=True)):
         checkpoint_info.append(_checkpoint_info(path, task, train_seed))
         objective = task.objective
         run = runs.get(objective, 0)
         runs[objective] = run + 1
-        log(f"embedding {objective} seed {train_seed} ({path})")
-        emb = extract_embeddings(
-            task, chips, store_index, config.keys_for(objective), source=str(path),
-            sensors=objective == ORACLE,
-        )  # fmt: skip
-        if run == 0:
-            for depth in emb.pooled:
-                write_embedding_table(
-                    embedding_dir / f"{objective}__{depth}.parquet", emb, depth, labels.index
-                )
         # One floor per distinct untrained network, oracle excluded: the floor of an objective
         # is its own network, untrained (clip and cross_self share theirs: same modules, same
         # seed, hence the same weights).
@@ -254,14 +247,26 @@ def run_probes(
         if objective != ORACLE and config.random_init and arch_key not in floors:
             floors[arch_key] = (task, objective)
         floor_name = floors[arch_key][1] if arch_key in floors else ""
-        log(f"probing {objective} seed {train_seed}")
-        collector.probe(emb, run, train_seed, floor_name)
+        checkpoint = _CheckpointJob(path, task, run, train_seed, floor_name)
+        jobs.run(
+            f"checkpoint-{index:03d}",
+            functools.partial(checkpoint.probe, chips, labels, collector, config, out, log),
+        )
     all_seeds = sorted(set(train_seeds)) or [0]
     if config.reference:
-        probe_band_statistics(chips, store_index, all_seeds, collector, log)
+        jobs.run(
+            "band-stats",
+            lambda: probe_band_statistics(chips, store_index, all_seeds, collector, log),
+        )
     if embeddings_dir is not None:
-        probe_tables(Path(embeddings_dir), store_index, collector, log)
-    probe_floors(floors, floor_seeds, chips, store_index, config, collector, embedding_dir, log)
+        tables = Path(embeddings_dir)
+        jobs.run("tables", lambda: probe_tables(tables, store_index, collector, log))
+    jobs.run(
+        "floors",
+        lambda: probe_floors(
+            floors, floor_seeds, chips, store_index, config, collector, embedding_dir, log
+        ),
+    )
     raw = named_floors(pd.DataFrame(collector.rows), floors)
     table = add_survival(raw)
     truth = truth_ceilings(labels, Path(scenes_dir)) if scenes_dir else {}
@@ -294,7 +299,42 @@ def run_probes(
         },
     }  # fmt: skip
     _write_table(out, table, fingerprint, meta)
+    jobs.discard()
     return ProbeRun(table, out, seconds=seconds)
+
+
+@dataclass(frozen=True)
+class _CheckpointJob:
+    """One checkpoint's job: embed every chip under it, write its tables, probe it."""
+
+    path: Path
+    task: ObjectiveTask
+    run: int
+    train_seed: int
+    floor_name: str
+
+    def probe(
+        self,
+        chips: Path,
+        labels: ChipLabels,
+        collector: Collector,
+        config: ProbeConfig,
+        out: Path,
+        log: Callable[[str], None],
+    ) -> None:
+        objective = self.task.objective
+        log(f"embedding {objective} seed {self.train_seed} ({self.path})")
+        emb = extract_embeddings(
+            self.task, chips, labels.store_index, config.keys_for(objective),
+            source=str(self.path), sensors=objective == ORACLE,
+        )  # fmt: skip
+        if self.run == 0:
+            for depth in emb.pooled:
+                write_embedding_table(
+                    out / "embeddings" / f"{objective}__{depth}.parquet", emb, depth, labels.index
+                )
+        log(f"probing {objective} seed {self.train_seed}")
+        collector.probe(emb, self.run, self.train_seed, self.floor_name)
 
 
 def _write_table(out: Path, table: pd.DataFrame, fingerprint: str, meta: dict[str, Any]) -> None:
