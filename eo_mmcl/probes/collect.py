@@ -142,6 +142,10 @@ class Collector:
     Args:
         labels: The chip labels.
         config: What to probe.
+        rows: Probe rows collected so far.
+        predictions: The report's test predictions collected so far.
+        maps: The report's segmentation maps collected so far.
+        kept: Objectives whose predictions and maps are kept (their first set's).
     """
 
     labels: ChipLabels
@@ -149,7 +153,7 @@ class Collector:
     rows: list[dict[str, Any]] = field(default_factory=list)
     predictions: list[pd.DataFrame] = field(default_factory=list)
     maps: dict[str, np.ndarray] = field(default_factory=dict)
-    _kept: set[str] = field(default_factory=set)
+    kept: set[str] = field(default_factory=set)
 
     def probe(self, emb: ChipEmbeddings, run: int, train_seed: int, floor: str) -> None:
         """Probe one embedding set at every probe seed.
@@ -162,8 +166,8 @@ class Collector:
             train_seed: The training seed of the weights (the error bars' unit).
             floor: Name of the objective's random-init floor (filled in later).
         """
-        first = emb.objective not in self._kept
-        self._kept.add(emb.objective)
+        first = emb.objective not in self.kept
+        self.kept.add(emb.objective)
         test_rows = np.flatnonzero(self.labels.split == "test")
         chip_ids = self.labels.store_index[test_rows]
         for seed in range(self.config.seeds):

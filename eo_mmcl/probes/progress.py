@@ -76,7 +76,7 @@ class ProbeJobs:
             self._replay(job_id)
             return
         n_rows, n_predictions = len(collector.rows), len(collector.predictions)
-        maps_before, kept_before = set(collector.maps), set(collector._kept)
+        maps_before, kept_before = set(collector.maps), set(collector.kept)
         work()
         side = self.ledger.folder / job_id
         predictions = collector.predictions[n_predictions:]
@@ -92,7 +92,7 @@ class ProbeJobs:
             job_id,
             {
                 "rows": rows,
-                "kept": sorted(collector._kept - kept_before),
+                "kept": sorted(collector.kept - kept_before),
                 "predictions": bool(predictions),
                 "maps": list(maps),
             },
@@ -103,7 +103,7 @@ class ProbeJobs:
         done = self.ledger.result(job_id)
         # Python's JSON writes NaN and reads it back as NaN: the rows are as they were.
         collector.rows.extend(done["rows"])
-        collector._kept.update(done["kept"])
+        collector.kept.update(done["kept"])
         side = self.ledger.folder / job_id
         if done["predictions"]:
             collector.predictions.append(pd.read_parquet(side.with_suffix(".predictions.parquet")))
