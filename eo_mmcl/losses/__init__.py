@@ -10,6 +10,7 @@ from __future__ import annotations
 from eo_mmcl.losses.barlow import BarlowTwinsLoss, cross_correlation, off_diagonal
 from eo_mmcl.losses.comm import CoMMLoss
 from eo_mmcl.losses.coral import CoRALLoss, orthogonality_penalty
+from eo_mmcl.losses.cross_self import CrossSelfLoss
 from eo_mmcl.losses.decur import DeCURLoss, unique_decorrelation_loss
 from eo_mmcl.losses.infonce import SymmetricInfoNCELoss, directional_infonce
 from eo_mmcl.losses.masking import ViewMasks, complementary_token_masks, random_token_mask
@@ -20,6 +21,7 @@ __all__ = [
     "BarlowTwinsLoss",
     "CoMMLoss",
     "CoRALLoss",
+    "CrossSelfLoss",
     "DeCURLoss",
     "LossOutput",
     "NTXentLoss",

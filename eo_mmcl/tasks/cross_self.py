@@ -6,7 +6,7 @@ from typing import Any
 
 from torch import Tensor
 
-from eo_mmcl.losses import LossOutput, SymmetricInfoNCELoss
+from eo_mmcl.losses import CrossSelfLoss, LossOutput
 from eo_mmcl.tasks.simclr import SimCLRTask
 
 
@@ -27,10 +27,10 @@ class CrossSelfTask(SimCLRTask):
         super().__init__(**kwargs)
 
     def configure_losses(self) -> None:
-        """NT-Xent and symmetric InfoNCE."""
-        super().configure_losses()
-        self.clip = SymmetricInfoNCELoss(
+        """The cross+self loss (:class:`~eo_mmcl.losses.CrossSelfLoss`)."""
+        self.cross_self = CrossSelfLoss(
             temperature=self.hparams["temperature"],
+            self_weight=self.self_weight,
             gather_distributed=self.hparams["gather_distributed"],
         )
 
@@ -38,6 +38,6 @@ class CrossSelfTask(SimCLRTask):
         """Cross-modal plus within-modality terms."""
         view_a, view_b = self.views(batch)
         za, zb = self.project(view_a), self.project(view_b)
-        terms = {"clip": self.clip(za["s1"], za["s2"]), **self.self_terms(za, zb)}
-        total = terms["clip"] + self.self_weight * (terms["self_s1"] + terms["self_s2"])
-        return LossOutput(total, {k: v.detach() for k, v in terms.items()}), za
+        out = self.cross_self(za["s1"], zb["s1"], za["s2"], zb["s2"])
+        terms = {k: v.detach() for k, v in out.terms.items()}
+        return LossOutput(out.total, terms), za

@@ -15,7 +15,12 @@ import torch
 from torch import Tensor, nn
 
 from eo_mmcl.errors import ConfigError
-from eo_mmcl.losses import CoRALLoss, NTXentLoss, SymmetricInfoNCELoss, complementary_token_masks
+from eo_mmcl.losses import (
+    CoRALLoss,
+    CrossSelfLoss,
+    SymmetricInfoNCELoss,
+    complementary_token_masks,
+)
 from eo_mmcl.theory.encoders import EncoderFactory
 from eo_mmcl.theory.views import ViewConfig, augment
 
@@ -132,7 +137,7 @@ class ClipObjective(TwoTowerObjective):
 class CrossSelfObjective(TwoTowerObjective):
     """``cross_self``: ``clip`` plus NT-Xent between two augmented views within each modality.
 
-    As in the raster task (`eo_mmcl.tasks.cross_self`), the cross-modal term is computed on
+    The raster task's loss itself (`eo_mmcl.losses.CrossSelfLoss`), the cross-modal term on
     view a: ``clip(f1(x1_a), f2(x2_a)) + w * (NTXent(f1(x1_a), f1(x1_b)) + NTXent(f2(...)))``.
 
     Args:
@@ -154,10 +159,8 @@ class CrossSelfObjective(TwoTowerObjective):
         self_weight: float = 1.0,
     ) -> None:
         super().__init__("cross_self", encoder, in_dims, embedding_dim)
-        self.clip = SymmetricInfoNCELoss(temperature=temperature)
-        self.ntxent = NTXentLoss(temperature=temperature)
+        self.cross_self = CrossSelfLoss(temperature=temperature, self_weight=self_weight)
         self.views = views
-        self.self_weight = self_weight
 
     def loss(self, x1: Tensor, x2: Tensor, generator: torch.Generator) -> Tensor:
         """Cross-modal InfoNCE on view a plus NT-Xent within each modality.
@@ -174,9 +177,7 @@ class CrossSelfObjective(TwoTowerObjective):
         z1b = self.encoder1(augment(x1, self.views, generator))
         z2a = self.encoder2(augment(x2, self.views, generator))
         z2b = self.encoder2(augment(x2, self.views, generator))
-        cross: Tensor = self.clip(z1a, z2a)
-        within: Tensor = self.ntxent(z1a, z1b) + self.ntxent(z2a, z2b)
-        return cross + self.self_weight * within
+        return self.cross_self(z1a, z1b, z2a, z2b).total
 
 
 class CoralObjective(VectorObjective):
