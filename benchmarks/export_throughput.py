@@ -53,6 +53,7 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 import numpy as np, torch
 from eo_mmcl.export import EmbedConfig, EmbeddingModel, export_embeddings
+from eo_mmcl.tasks.base import PredictOutputs
 args = json.loads(sys.argv[1])
 config = EmbedConfig(modality="all", stride=args["stride"], window=args["window"],
                      step=args["step"], batch_size=args["batch"], preview=False)
@@ -68,9 +69,13 @@ else:
     rng = np.random.default_rng(0)
     s2 = (rng.random((args["batch"], 12, w, w), dtype=np.float32) * 3000).astype(np.float32)
     s1 = (rng.normal(-12, 4, (args["batch"], 2, w, w))).astype(np.float32)
+    # The objective's predict step alone (what the export's predict loop runs per batch).
+    model.task.predict_outputs = PredictOutputs(keys=tuple(keys))
     for start in range(0, n, args["batch"]):
         b = min(args["batch"], n - start)
-        model.embed(s1[:b], s2[:b], keys, norm)
+        batch = norm({"image_s1": torch.from_numpy(s1[:b]), "image_s2": torch.from_numpy(s2[:b])})
+        with torch.no_grad():
+            model.task.predict_step(batch, start)
 print(json.dumps({"s": time.perf_counter() - t,
                   "rss": peak_rss_mb()}))
 """

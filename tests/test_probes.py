@@ -326,6 +326,29 @@ def test_probe_rerun_is_a_no_op_and_embeddings_round_trip(
     )
 
 
+def test_export_and_probes_embed_chips_through_one_loop_into_one_table_format(
+    probe_run: Path, probe_chips_dir: Path, tmp_path: Path
+) -> None:
+    import pyarrow.parquet as pq
+
+    from eo_mmcl.export.chips import chip_embeddings
+    from eo_mmcl.export.model import EmbeddingModel
+
+    clip = next(
+        c
+        for c in pd.read_parquet(probe_run / "probes.parquet")["checkpoint"].unique()
+        if c.endswith("clip.ckpt")
+    )
+    exported = tmp_path / "chips_clip_joint.parquet"
+    chip_embeddings(EmbeddingModel.load(clip), probe_chips_dir, ["joint"], {"joint": exported})
+    probed = probe_run / "embeddings" / "clip__backbone.parquet"  # the probes' key: joint
+    assert pq.read_schema(exported).remove_metadata() == pq.read_schema(probed).remove_metadata()
+    a, b = (pd.read_parquet(p).set_index("store_index") for p in (exported, probed))
+    assert len(a) == len(b) > 0 and set(a.index) == set(b.index)
+    # The same weights on the same chips through the same predict loop: equal to the bit.
+    assert np.array_equal(np.stack(a["embedding"]), np.stack(b.loc[a.index, "embedding"]))
+
+
 def test_embeddings_folder_errors_name_the_problem(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="not found"):
         find_embedding_tables(tmp_path / "missing")

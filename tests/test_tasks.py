@@ -447,6 +447,32 @@ def test_views_share_geometry_across_modalities() -> None:
     assert not torch.allclose(a["image_s2"], b["image_s2"])
 
 
+@pytest.mark.parametrize("objective", ["clip", "coral", "decur"])
+def test_the_predict_step_returns_what_it_is_asked_from_one_backbone_pass(objective: str) -> None:
+    from eo_mmcl.tasks.base import PredictOutputs
+
+    torch.manual_seed(0)
+    task = OBJECTIVES[objective](proj_dim=8, proj_hidden_dim=16).eval()
+    batch = {"image_s1": torch.randn(3, 2, 32, 32), "image_s2": torch.randn(3, 12, 32, 32)}
+    batch["index"] = torch.tensor([7, 3, 5])
+    with torch.no_grad():
+        every = task.embed(batch)
+        features = task.encoder.encode(batch)
+        got = task.predict_step(batch, 0)  # default: every key of embed
+        assert set(got) == {*every, "index"}
+        for key, value in every.items():
+            assert torch.equal(got[key], value), key
+        assert torch.equal(got["index"], batch["index"])
+        task.predict_outputs = PredictOutputs(keys=("joint", "proj_none", "s1"), dense=True)
+        got = task.predict_step(batch, 0)
+        assert set(got) == {"joint", "s1", "dense_s1", "dense_s2", "index"}  # unknown left out
+        assert torch.equal(got["joint"], every["joint"])
+        assert torch.equal(got["dense_s2"], features["s2"].dense)
+        task.predict_outputs = PredictOutputs(keys=("s2",))
+        only_s2 = {k: v for k, v in batch.items() if k != "image_s1"}  # S1's backbone is skipped
+        assert torch.equal(task.predict_step(only_s2, 0)["s2"], every["s2"])
+
+
 def test_data_wait_monitor_accounts_wait_and_compute(monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 

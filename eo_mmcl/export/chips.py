@@ -20,9 +20,14 @@ import pyarrow as pa
 
 from eo_mmcl.datamodules.chipstore import ChipStoreDataset
 from eo_mmcl.export.model import EmbeddingModel
+from eo_mmcl.export.predict import batch_normaliser, chip_loader, predict_embeddings
 from eo_mmcl.export.preview import principal_components
 from eo_mmcl.io.atomic import atomic_output
+from eo_mmcl.tasks.base import SINGLE_SENSOR_KEYS, PredictOutputs
 from eo_mmcl.tiling.store import open_store, store_metadata
+
+#: The chip index columns of every chip-embedding table, before the geometry and embedding.
+CHIP_TABLE_COLUMNS = ("chip_id", "split", "scene", "pair_id", "store_index")
 
 
 def chip_embeddings(
@@ -51,37 +56,51 @@ def chip_embeddings(
     layout = store_metadata(open_store(chips_dir))["layout"]
     modalities = [m for m in ("s1", "s2") if m in model.bands and layout.get(f"{m}_bands")]
     store = ChipStoreDataset(chips_dir, split=None, tasks=(), modalities=modalities)
-    transform = model.transform()
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-    for start in range(0, len(store), batch_size):
-        samples = store.__getitems__(list(range(start, min(start + batch_size, len(store)))))
-        s2 = np.stack([s["image_s2"].numpy() for s in samples]).astype(np.float32)
-        s1 = (
-            np.stack([s["image_s1"].numpy() for s in samples]).astype(np.float32)
-            if "s1" in modalities
-            else None
-        )
-        for key, value in model.embed(s1, s2, keys, transform).items():
-            parts[key].append(value)
+    single = set(keys) <= set(SINGLE_SENSOR_KEYS)
+    fill = None if "s1" in modalities or single else int(model.task.hparams["s1_channels"])
+    loader = chip_loader(
+        store, range(len(store)), batch_normaliser(model.transform(), fill), batch_size
+    )
+    values = predict_embeddings(model.task, loader, PredictOutputs(keys=tuple(keys)))
     written = {}
     for key in keys:
-        values = np.concatenate(parts[key]) if parts[key] else np.zeros((0, 0), np.float32)
-        frame = gpd.GeoDataFrame(
-            store.index[["chip_id", "split", "scene", "pair_id", "store_index"]].copy(),
-            geometry=store.index.geometry.to_numpy(),
-            crs=store.index.crs,
-        )
-        dims = values.shape[1] if values.ndim == 2 else 0
-        frame["embedding"] = pa.FixedSizeListArray.from_arrays(
-            pa.array(values.reshape(-1), type=pa.float32()), dims
-        ).to_pandas()
-        with atomic_output(out_paths[key]) as tmp:
-            frame.to_parquet(tmp, index=False)
-        write_chip_footprints(
-            frame.drop(columns="embedding"), values, footprints_path(out_paths[key])
-        )
+        embedding = values.get(key, np.zeros((0, 0), np.float32))  # absent: no chip at all
+        table = write_chip_table(out_paths[key], store.index, embedding)
+        footprints = footprints_path(out_paths[key])
+        write_chip_footprints(table.drop(columns="embedding"), embedding, footprints)
         written[key] = out_paths[key]
     return written
+
+
+def write_chip_table(path: Path, index: gpd.GeoDataFrame, values: np.ndarray) -> gpd.GeoDataFrame:
+    """Write per-chip embeddings as GeoParquet: the product's one chip-embedding table format.
+
+    Columns: :data:`CHIP_TABLE_COLUMNS` from the chip index, the chip footprint (EPSG:4326)
+    and ``embedding``, a fixed-size list of float32. The export writes one per embedding key
+    beside its rasters, the probes one per objective and depth.
+
+    Args:
+        path: Output ``.parquet`` (written atomically).
+        index: The chip index rows of the embedded chips (same order as ``values``).
+        values: ``(N, D)`` embeddings.
+
+    Returns:
+        The table written.
+    """
+    frame = gpd.GeoDataFrame(
+        index[list(CHIP_TABLE_COLUMNS)].reset_index(drop=True),
+        geometry=index.geometry.to_numpy(),
+        crs=index.crs,
+    )
+    frame.attrs = {}  # pandas would store the index's attrs in the file's metadata
+    values = np.asarray(values, dtype=np.float32)
+    dims = values.shape[1] if values.ndim == 2 else 0
+    frame["embedding"] = pa.FixedSizeListArray.from_arrays(
+        pa.array(values.reshape(-1), type=pa.float32()), dims
+    ).to_pandas()
+    with atomic_output(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+    return frame
 
 
 def footprints_path(table: Path) -> Path:

@@ -7,22 +7,15 @@ needs nothing else.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import numpy as np
-import torch
-from torch import Tensor
 
 from eo_mmcl.datamodules.transforms import PairedS1S2Transform
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.tasks import ObjectiveTask
 from eo_mmcl.tasks.checkpoint import load_task
 
-#: Embedding keys that need only one modality's backbone (a fast path skips the other one).
-SINGLE_MODALITY = {"s1": "s1", "s2": "s2"}
 #: Extra keys exported by ``--modality all``, per objective (the unique-path embeddings).
 UNIQUE_KEYS: dict[str, tuple[str, ...]] = {
     "coral": ("shared", "proj_u1", "proj_u2"),
@@ -107,52 +100,3 @@ class EmbeddingModel:
     def transform(self) -> PairedS1S2Transform:
         """The normalisation of the chip store the model was trained on."""
         return PairedS1S2Transform.from_statistics(self.meta["normalisation"])
-
-    @torch.no_grad()
-    def embed(
-        self,
-        s1: np.ndarray | None,
-        s2: np.ndarray,
-        keys: Sequence[str],
-        transform: PairedS1S2Transform,
-    ) -> dict[str, np.ndarray]:
-        """Embed raw chips.
-
-        Args:
-            s1: ``(B, C1, H, W)`` sigma0 dB (NaN = nodata), or None without S1.
-            s2: ``(B, C2, H, W)`` reflectance with NaN at nodata.
-            keys: Embedding keys wanted.
-            transform: :meth:`transform` (built once by the caller).
-
-        Returns:
-            ``{key: (B, D) float32}``.
-        """
-        batch: dict[str, Tensor] = {"image_s2": torch.from_numpy(np.ascontiguousarray(s2))}
-        if s1 is not None:
-            batch["image_s1"] = torch.from_numpy(np.ascontiguousarray(s1))
-        batch = transform.normalise(batch)  # NaN -> band mean (0 after normalising)
-        if set(keys) <= set(SINGLE_MODALITY):
-            # Pooled per-modality embeddings are the backbone alone: skip the other sensor.
-            out = {k: self.task.encoder[k](batch[f"image_{k}"]) for k in keys}
-        else:
-            if "image_s1" not in batch:
-                b, _, h, w = batch["image_s2"].shape
-                batch["image_s1"] = torch.zeros(b, self.task.hparams["s1_channels"], h, w)
-            out = self.embed_batch(batch)
-        return {k: out[k].float().numpy() for k in keys}
-
-    def embed_batch(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """The task's embeddings of a normalised batch, plus DeCUR's unique blocks.
-
-        Args:
-            batch: Normalised ``image_s1``/``image_s2``.
-
-        Returns:
-            The task's ``embed`` keys (and ``unique_s1``/``unique_s2`` for ``decur``).
-        """
-        out = self.task.embed(batch)
-        common = getattr(self.task, "common_dim", None)
-        if common is not None and "proj_s1" in out:
-            out["unique_s1"] = out["proj_s1"][:, common:]
-            out["unique_s2"] = out["proj_s2"][:, common:]
-        return out

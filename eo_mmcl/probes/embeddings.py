@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -14,10 +13,12 @@ from torch.utils.data import default_collate
 from eo_mmcl.datamodules.chipstore import ChipStoreDataset
 from eo_mmcl.datamodules.transforms import PairedS1S2Transform
 from eo_mmcl.errors import ConfigError, SourceError
-from eo_mmcl.io.atomic import atomic_output
+from eo_mmcl.export.chips import write_chip_table
+from eo_mmcl.export.predict import batch_normaliser, chip_loader, predict_embeddings
 from eo_mmcl.io.tables import read_table
 from eo_mmcl.probes.config import DEPTHS
 from eo_mmcl.tasks import ObjectiveTask
+from eo_mmcl.tasks.base import PredictOutputs
 from eo_mmcl.tasks.checkpoint import load_task
 
 #: Embedding key each objective is probed with at each depth (override with ``keys``).
@@ -151,46 +152,36 @@ def extract_embeddings(
     missing = [int(s) for s in store_index if int(s) not in position]
     if missing:
         raise SourceError(f"{chips_dir}: store rows {missing[:5]} are not indexed")
-    transform = _transform(task, dataset)
-    pooled: dict[str, list[np.ndarray]] = {}
-    single: dict[str, list[np.ndarray]] = {}
-    maps: list[np.ndarray] = []
-    s1_channels = 0
     order = [position[int(s)] for s in store_index]
-    for start in range(0, len(order), batch_size):
-        batch: dict[str, Any] = default_collate(
-            dataset.__getitems__(order[start : start + batch_size])
-        )
-        batch = transform(batch)
-        out = task.embed(batch)
-        for depth, key in keys.items():
-            if key in out:
-                pooled.setdefault(depth, []).append(out[key].float().numpy())
-        for sensor in ("s1", "s2") if sensors else ():
-            if sensor in out:
-                single.setdefault(sensor, []).append(out[sensor].float().numpy())
-        if dense:
-            features = task.encoder.encode(batch)
-            s1, s2 = features["s1"].dense, features["s2"].dense
-            if s1.shape[-2:] != s2.shape[-2:]:  # different backbones: lay S1 on S2's grid
-                s1 = torch.nn.functional.interpolate(s1, size=s2.shape[-2:], mode="bilinear")
-            s1_channels = int(s1.shape[1])
-            maps.append(torch.cat([s1, s2], dim=1).float().numpy())
+    loader = chip_loader(dataset, order, batch_normaliser(_transform(task, dataset)), batch_size)
+    wanted = (*dict.fromkeys(keys.values()), *(("s1", "s2") if sensors else ()))
+    out = predict_embeddings(task, loader, PredictOutputs(keys=wanted, dense=dense))
+    pooled = {depth: out[key] for depth, key in keys.items() if key in out}
+    maps: np.ndarray | None = None
+    s1_channels = 0
+    if dense and "dense_s1" in out:
+        s1, s2 = torch.from_numpy(out["dense_s1"]), torch.from_numpy(out["dense_s2"])
+        if s1.shape[-2:] != s2.shape[-2:]:  # different backbones: lay S1 on S2's grid
+            s1 = torch.nn.functional.interpolate(s1, size=s2.shape[-2:], mode="bilinear")
+        s1_channels = int(s1.shape[1])
+        maps = torch.cat([s1, s2], dim=1).numpy()
     name = objective or task.objective
     if "backbone" not in pooled:
+        # Only to name them in the message.
+        produced = sorted(task.embed(next(iter(loader)))) if order else []
         raise ConfigError(
             f"{name}: the embedding key {keys['backbone']!r} is not produced by the model "
-            f"(keys: {sorted(out)})"
+            f"(keys: {produced})"
         )
     return ChipEmbeddings(
         objective=name,
         architecture=task.objective,
         source=source,
         store_index=np.asarray(store_index, dtype=np.int64),
-        pooled={d: np.concatenate(v) for d, v in pooled.items()},
+        pooled=pooled,
         keys={d: keys[d] for d in pooled},
-        dense=np.concatenate(maps) if maps else None,
-        sensors={k: np.concatenate(v) for k, v in single.items()},
+        dense=maps,
+        sensors={k: out[k] for k in ("s1", "s2") if sensors and k in out},
         dense_s1_channels=s1_channels,
     )
 
@@ -198,29 +189,19 @@ def extract_embeddings(
 def write_embedding_table(
     path: str | Path, embeddings: ChipEmbeddings, depth: str, index: pd.DataFrame
 ) -> None:
-    """Write per-chip embeddings of one depth as GeoParquet (chip id, split, geometry).
+    """Write per-chip embeddings of one depth in the export's chip-table format.
 
     Args:
         path: Output ``.parquet`` (written atomically).
         embeddings: The embeddings.
         depth: Which depth.
-        index: The chip index rows of ``embeddings.store_index`` (same order).
+        index: The chip index rows of ``embeddings.store_index`` (same order; footprints in
+            EPSG:4326, as the chip index holds them).
     """
     import geopandas as gpd
 
-    table = gpd.GeoDataFrame(
-        {
-            "chip_id": index["chip_id"].to_numpy(),
-            "store_index": embeddings.store_index,
-            "split": index["split"].to_numpy(),
-            "embedding": list(embeddings.pooled[depth].astype(np.float32)),
-        },
-        geometry=index["geometry"].to_numpy() if "geometry" in index else None,
-        crs="EPSG:4326",
-    )
-    table.attrs = {}
-    with atomic_output(path) as tmp:
-        table.to_parquet(tmp)
+    frame = gpd.GeoDataFrame(index, geometry="geometry", crs="EPSG:4326")
+    write_chip_table(Path(path), frame, embeddings.pooled[depth])
 
 
 def read_embedding_table(path: str | Path, store_index: np.ndarray) -> np.ndarray:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from abc import abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import torch
@@ -14,17 +15,43 @@ from torch import Tensor
 from eo_mmcl import __version__
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.losses import LossOutput
-from eo_mmcl.models import PairedEncoder, ProjectionHead, build_paired_encoder
+from eo_mmcl.models import (
+    BackboneFeatures,
+    PairedEncoder,
+    ProjectionHead,
+    build_paired_encoder,
+)
 from eo_mmcl.tasks.plain import plain
 from eo_mmcl.tasks.rng import RNG_KEY, capture_rng, restore_rng
 from eo_mmcl.tasks.views import PairedViews
+
+#: Embedding keys that need one sensor's backbone alone (predicting them skips the other).
+SINGLE_SENSOR_KEYS = ("s1", "s2")
+
+
+@dataclass(frozen=True)
+class PredictOutputs:
+    """What :meth:`ObjectiveTask.predict_step` returns: the embedding runner sets it.
+
+    Args:
+        keys: Embedding keys to return (None: every key of :meth:`ObjectiveTask.embed`); a
+            key the objective does not produce is left out. Keys that need one sensor alone
+            (``s1``, ``s2``) run only that sensor's backbone when nothing else is asked for.
+        dense: Also return each sensor's last backbone feature maps (``dense_s1``,
+            ``dense_s2``, (B, C, h, w)) from the same pass.
+    """
+
+    keys: tuple[str, ...] | None = None
+    dense: bool = False
 
 
 class ObjectiveTask(LightningModule):
     """One training objective over paired S1/S2 batches (torchgeo's BaseTask pattern).
 
     Subclasses set :attr:`objective` and implement :meth:`configure_losses` and
-    :meth:`compute_loss`, and extend :meth:`configure_models` and :meth:`embed`. Batches arrive
+    :meth:`compute_loss`, and extend :meth:`configure_models` and :meth:`embed_features`.
+    Frozen embeddings come from Lightning's predict loop (:meth:`predict_step`, what
+    :attr:`predict_outputs` asks for), for chips and export windows alike. Batches arrive
     normalised (and, in training, paired-augmented) from the datamodule; objectives that need
     two views draw them here with :class:`PairedViews`, on the device.
 
@@ -80,6 +107,7 @@ class ObjectiveTask(LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.data_meta: dict[str, Any] = {}
+        self.predict_outputs = PredictOutputs()
         self.views = PairedViews(tuple(crop_scale), noise_std, gain_std)  # type: ignore[arg-type]
         self.configure_models()
         self.configure_losses()
@@ -122,19 +150,30 @@ class ObjectiveTask(LightningModule):
         """
 
     def embed(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Frozen embeddings for export and probes.
+        """Frozen embeddings for export and probes (one backbone pass per sensor).
+
+        Args:
+            batch: A normalised batch.
+
+        Returns:
+            Embeddings, each (B, D): see :meth:`embed_features`.
+        """
+        return self.embed_features(self.encoder.encode(batch))
+
+    def embed_features(self, features: dict[str, BackboneFeatures]) -> dict[str, Tensor]:
+        """The embeddings of one backbone pass.
 
         Keys: ``s1``, ``s2`` (pooled backbone features) and ``joint`` (their concatenation at
         the backbone depth). Subclasses add their objective's probe embeddings, and ``proj_*``
         keys for the projection (aligned) space.
 
         Args:
-            batch: A normalised batch.
+            features: Each sensor's backbone features (``encoder.encode``).
 
         Returns:
             Embeddings, each (B, D).
         """
-        pooled = self.encoder.embed(batch)
+        pooled = {name: f.pooled for name, f in features.items()}
         return {**pooled, "joint": torch.cat([pooled["s1"], pooled["s2"]], dim=1)}
 
     # -- Lightning -----------------------------------------------------------------------------
@@ -200,16 +239,30 @@ class ObjectiveTask(LightningModule):
         self._step(batch, "val")
 
     def predict_step(self, batch: dict[str, Tensor], batch_idx: int) -> dict[str, Tensor]:
-        """Embeddings of a batch (with the chip ``index`` when present).
+        """What :attr:`predict_outputs` asks for, of a normalised batch (and its ``index``).
 
         Args:
-            batch: A normalised batch.
+            batch: A normalised batch (chips or export windows).
             batch_idx: Index of the batch.
 
         Returns:
-            The embeddings.
+            The embeddings (and dense maps) asked for.
         """
-        out = self.embed(batch)
+        wanted = self.predict_outputs
+        if (
+            wanted.keys is not None
+            and not wanted.dense
+            and set(wanted.keys) <= {*SINGLE_SENSOR_KEYS}
+        ):
+            # Pooled per-sensor embeddings are that backbone alone: skip the other sensor.
+            out = {k: self.encoder[k](batch[f"image_{k}"]) for k in wanted.keys}
+        else:
+            features = self.encoder.encode(batch)
+            out = self.embed_features(features)
+            if wanted.keys is not None:
+                out = {k: out[k] for k in wanted.keys if k in out}
+            if wanted.dense:
+                out |= {f"dense_{name}": f.dense for name, f in features.items()}
         if "index" in batch:
             out["index"] = batch["index"]
         return out

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from eo_mmcl.losses import LossOutput, SymmetricInfoNCELoss
+from eo_mmcl.models import BackboneFeatures
 from eo_mmcl.tasks.base import ObjectiveTask
 
 
@@ -54,9 +55,9 @@ class CLIPTask(ObjectiveTask):
         total = self.loss(z["s1"], z["s2"])
         return LossOutput(total, {"clip": total.detach()}), z
 
-    def embed(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def embed_features(self, features: dict[str, BackboneFeatures]) -> dict[str, Tensor]:
         """Backbone embeddings plus the aligned projections (``proj_s1/s2/joint``)."""
-        out = super().embed(batch)
+        out = super().embed_features(features)
         z = {"s1": self.head_s1(out["s1"]), "s2": self.head_s2(out["s2"])}
         return {
             **out,

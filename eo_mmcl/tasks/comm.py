@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from eo_mmcl.losses import CoMMLoss, LossOutput
+from eo_mmcl.models import BackboneFeatures
 from eo_mmcl.tasks.fused import FusedTask
 
 
@@ -39,13 +40,12 @@ class CoMMTask(FusedTask):
         out = self.comm(z_a, z_b, singles_a, singles_b)
         return LossOutput(out.total, {k: v.detach() for k, v in out.terms.items()}), {"fused": z_a}
 
-    def embed(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def embed_features(self, features: dict[str, BackboneFeatures]) -> dict[str, Tensor]:
         """Pooled, fused and projected embeddings.
 
         Keys: ``s1``/``s2`` (pooled), ``joint`` (fused CLS), ``joint_s1``/``joint_s2`` (one
         modality alone through the fusion), ``backbone_joint``, ``proj_joint``.
         """
-        features = self.encoder.encode(batch)
         joint = self.fuse(features)
         return {
             "s1": features["s1"].pooled,

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from eo_mmcl.losses import CoRALLoss, LossOutput, complementary_token_masks
+from eo_mmcl.models import BackboneFeatures
 from eo_mmcl.tasks.fused import FusedTask
 
 
@@ -66,14 +67,13 @@ class CoRALTask(FusedTask):
         terms = {k: v.detach() for k, v in out.terms.items()}
         return LossOutput(out.total, terms), {"shared": z_a, "unique_s1": u1_a, "unique_s2": u2_a}
 
-    def embed(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def embed_features(self, features: dict[str, BackboneFeatures]) -> dict[str, Tensor]:
         """Pooled, fused and projected embeddings.
 
         Keys: ``s1``/``s2`` (pooled), ``joint`` = concat[fused CLS, s1, s2] (backbone depth),
         ``proj_joint`` = concat[z, u1, u2] (projection depth, what COrAL probes read), and
         the parts ``shared``, ``proj_shared``, ``proj_u1``, ``proj_u2``.
         """
-        features = self.encoder.encode(batch)
         cls = self.fuse(features)
         p1, p2 = features["s1"].pooled, features["s2"].pooled
         z, u1, u2 = self.head_fused(cls), self.head_u1(p1), self.head_u2(p2)

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from eo_mmcl.losses import DeCURLoss, LossOutput
+from eo_mmcl.models import BackboneFeatures
 from eo_mmcl.tasks.simclr import SimCLRTask
 
 
@@ -52,9 +53,15 @@ class DeCURTask(SimCLRTask):
         out = self.decur(za["s1"], zb["s1"], za["s2"], zb["s2"])
         return LossOutput(out.total, {k: v.detach() for k, v in out.terms.items()}), za
 
-    def embed(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
-        """Adds ``proj_common`` (the aligned block of both modalities) to SimCLR's keys."""
-        out = super().embed(batch)
+    def embed_features(self, features: dict[str, BackboneFeatures]) -> dict[str, Tensor]:
+        """SimCLR's keys plus ``proj_common``, ``unique_s1`` and ``unique_s2``.
+
+        ``proj_common`` is the aligned block of both modalities; ``unique_s1``/``unique_s2``
+        each modality's block beyond it.
+        """
+        out = super().embed_features(features)
         k = self.common_dim
         out["proj_common"] = torch.cat([out["proj_s1"][:, :k], out["proj_s2"][:, :k]], dim=1)
+        out["unique_s1"] = out["proj_s1"][:, k:]
+        out["unique_s2"] = out["proj_s2"][:, k:]
         return out

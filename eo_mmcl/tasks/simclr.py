@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from eo_mmcl.losses import LossOutput, NTXentLoss
+from eo_mmcl.models import BackboneFeatures
 from eo_mmcl.tasks.base import ObjectiveTask
 
 
@@ -53,9 +54,9 @@ class SimCLRTask(ObjectiveTask):
         total = terms["self_s1"] + terms["self_s2"]
         return LossOutput(total, {k: v.detach() for k, v in terms.items()}), za
 
-    def embed(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def embed_features(self, features: dict[str, BackboneFeatures]) -> dict[str, Tensor]:
         """Backbone embeddings plus the projections ``proj_s1``, ``proj_s2``, ``proj_joint``."""
-        out = super().embed(batch)
+        out = super().embed_features(features)
         z = {"s1": self.head_s1(out["s1"]), "s2": self.head_s2(out["s2"])}
         return {
             **out,

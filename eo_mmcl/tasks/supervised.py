@@ -221,6 +221,6 @@ class SupervisedTask(ObjectiveTask):
                     f"store, {classes} in the config"
                 )
 
-    def embed(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+    def embed_features(self, features: dict[str, BackboneFeatures]) -> dict[str, Tensor]:
         """Pooled ``s1``, ``s2`` and ``joint`` (what the heads read)."""
-        return super().embed(batch)
+        return super().embed_features(features)

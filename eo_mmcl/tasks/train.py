@@ -5,7 +5,8 @@ from __future__ import annotations
 import importlib
 import pickle
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,45 @@ from eo_mmcl.tasks.checkpoint import read_checkpoint, refusal
 from eo_mmcl.tasks.supervised import store_tasks
 
 
+@dataclass(frozen=True)
+class TrainingRun:
+    """One training run, given to LightningCLI through its Python API rather than as strings.
+
+    The layers apply in order, each over the one before: the parser's defaults, the
+    objective's config file, ``settings`` (typed values, e.g. from a pipeline file's fields),
+    then ``overrides`` (command-line style, e.g. a pipeline file's ``train.args``, which users
+    write as they would type them).
+
+    Args:
+        config: The objective's LightningCLI config file.
+        settings: Values over the config file, nested as it is, e.g.
+            ``{"trainer": {"max_epochs": 3}, "data": {"chips_dir": "runs/demo/tile"}}``.
+        overrides: Command-line style arguments applied last (a ``--ckpt_path`` among them is
+            ignored: give ``ckpt_path``).
+        ckpt_path: Checkpoint to resume from (``last``, or a file).
+    """
+
+    config: Path
+    settings: Mapping[str, Any] = field(default_factory=dict)
+    overrides: Sequence[str] = ()
+    ckpt_path: str | None = None
+
+    def configure(self, parser: Any) -> Namespace:
+        """The run's configuration, parsed and validated by ``parser`` layer by layer.
+
+        Args:
+            parser: A LightningCLI parser.
+
+        Returns:
+            The validated configuration.
+        """
+        config = parser.parse_args(["--config", str(self.config)])
+        config = parser.parse_object(dict(self.settings), namespace=config)
+        overrides = list(self.overrides)
+        _pop_option(overrides, "--ckpt_path")
+        return parser.parse_args(overrides, namespace=config) if overrides else config
+
+
 class TrainingCLI(LightningCLI):
     """LightningCLI with eo_mmcl's defaults.
 
@@ -33,7 +73,23 @@ class TrainingCLI(LightningCLI):
     arguments directly (``--data.chips_dir CHIPS_DIR``). A trainer that keeps checkpoints
     writes ``last.ckpt`` at the end of every epoch
     (:class:`~eo_mmcl.tasks.callbacks.LastCheckpoint`), whatever its config says.
+
+    Args:
+        args: LightningCLI's positional arguments (model and datamodule classes).
+        training_run: A run given in Python (its layers replace LightningCLI's ``args``).
+        kwargs: LightningCLI's keyword arguments.
     """
+
+    def __init__(self, *args: Any, training_run: TrainingRun | None = None, **kwargs: Any) -> None:
+        self.training_run = training_run
+        super().__init__(*args, **kwargs)
+
+    def parse_arguments(self, parser: Any, args: Any) -> None:
+        """Parse ``args`` as LightningCLI does, or the layers of a :class:`TrainingRun`."""
+        if self.training_run is None:
+            super().parse_arguments(parser, args)
+        else:
+            self.config = self.training_run.configure(parser)
 
     def add_arguments_to_parser(self, parser: Any) -> None:
         """Defaults that keep runs on any machine reproducible."""
@@ -144,16 +200,19 @@ class _ParseOnlyCLI(TrainingCLI):
         check_counts(**{name: int(data[name]) for name in LEAST_COUNTS if name in data})
 
 
-def check_training_args(args: Sequence[str], where: str) -> None:
-    """Parse ``eo-mmcl train`` arguments as the training run will, without building anything.
+def check_training_args(run: TrainingRun | Sequence[str], where: str) -> Namespace:
+    """Parse a training run as :func:`run_training` will, without building anything.
 
     A pipeline checks its ``train.args`` this way before any stage runs: an unknown key or a
     wrong type would otherwise be found only once simulate, catalog and tile have run.
 
     Args:
-        args: The arguments (``--config`` first; a ``--ckpt_path`` is left out, as
-            :func:`run_training` does).
+        run: The run, or ``eo-mmcl train`` arguments (``--config`` first; a ``--ckpt_path`` is
+            left out, as :func:`run_training` does).
         where: What to name in the message (the pipeline key).
+
+    Returns:
+        The configuration the run would train with.
 
     Raises:
         ConfigError: If LightningCLI refuses them (its message on one line), or a datamodule
@@ -161,20 +220,36 @@ def check_training_args(args: Sequence[str], where: str) -> None:
     """
     from jsonargparse import ArgumentError
 
-    arguments = list(args)
-    _pop_option(arguments, "--ckpt_path")
+    spec, arguments, _ = _split(run)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # LightningCLI's about sys.argv and deprecations
-            _ParseOnlyCLI(
+            cli = _ParseOnlyCLI(
                 *_CLI_CLASSES,
                 **_CLI_OPTIONS,
+                training_run=spec,
                 args=arguments,
                 run=False,
                 parser_kwargs={"exit_on_error": False},
             )
     except (ArgumentError, ConfigError) as err:
         raise ConfigError(f"{where}: {' '.join(str(err).split())}") from err
+    return cli.config
+
+
+def _split(
+    run: TrainingRun | Sequence[str],
+) -> tuple[TrainingRun | None, list[str] | None, str | None]:
+    """A run as LightningCLI's inputs (the Python layers, or the argument list) and its resume.
+
+    Lightning takes the checkpoint to resume from in ``fit``, not in the config, so an
+    argument list's ``--ckpt_path`` is taken out of it.
+    """
+    if isinstance(run, TrainingRun):
+        return run, None, run.ckpt_path
+    arguments = list(run)
+    ckpt_path = _pop_option(arguments, "--ckpt_path")
+    return None, arguments, ckpt_path
 
 
 #: The classes and options of every training CLI (run and check alike).
@@ -197,12 +272,13 @@ def _pop_option(args: list[str], name: str) -> str | None:
     return None
 
 
-def run_training(args: Sequence[str]) -> TrainingCLI:
+def run_training(run: TrainingRun | Sequence[str]) -> TrainingCLI:
     """Parse a config and overrides, then fit.
 
     Args:
-        args: Command-line arguments, e.g. ``["--config", "pipelines/configs/clip.yaml",
-            "--data.chips_dir", "runs/demo/chips", "--ckpt_path", "last"]``.
+        run: The run in Python (:class:`TrainingRun`), or command-line arguments, e.g.
+            ``["--config", "pipelines/configs/clip.yaml", "--data.chips_dir",
+            "runs/demo/chips", "--ckpt_path", "last"]``.
 
     Returns:
         The CLI, with its trainer and model after fitting.
@@ -211,14 +287,14 @@ def run_training(args: Sequence[str]) -> TrainingCLI:
         SourceError: If the checkpoint to resume from is missing, unreadable, or holds anything
             but tensors and plain types.
     """
-    arguments = list(args)
-    ckpt_path = _pop_option(arguments, "--ckpt_path")
+    spec, arguments, ckpt_path = _split(run)
     # The arguments are given explicitly on purpose (the eo-mmcl CLI and the pipeline pass
     # them), so LightningCLI's warning about sys.argv holding other words is noise.
     warnings.filterwarnings("ignore", message="LightningCLI's args parameter is intended")
     cli = TrainingCLI(
         *_CLI_CLASSES,
         **_CLI_OPTIONS,
+        training_run=spec,
         save_config_kwargs={"overwrite": True},
         args=arguments,
         run=False,
