@@ -16,7 +16,13 @@ from affine import Affine
 from shapely import wkt
 from shapely.geometry import box
 
-from eo_mmcl.catalog import build_catalog, folder_source, load_source_definition, read_catalog
+from eo_mmcl.catalog import (
+    CatalogConfig,
+    build_catalog,
+    folder_source,
+    load_source_definition,
+    read_catalog,
+)
 from eo_mmcl.catalog.pixels import edge_blocks, pixel_problem
 from eo_mmcl.errors import ConfigError, NoPairsError, SourceError
 from eo_mmcl.geo import footprint_to_crs
@@ -73,7 +79,7 @@ def test_pairs_across_crs_and_scenes(tmp_path: Path) -> None:
     config = SimulationConfig(size=128, seed=2, scenes=2, s1_crs="EPSG:4326", overlap=0.5)
     scenes = simulate_scenes(tmp_path / "sim", config)
     catalog = build_catalog(
-        [folder_source(tmp_path / "sim")], tmp_path / "cat", min_overlap_km2=0.1
+        [folder_source(tmp_path / "sim")], tmp_path / "cat", CatalogConfig(min_overlap_km2=0.1)
     )
     # Two scenes side by side: each S1 pairs with its own S2 only.
     assert len(catalog.pairs) == 2
@@ -87,14 +93,18 @@ def test_pairs_across_crs_and_scenes(tmp_path: Path) -> None:
 
 def test_time_window_and_overlap_limits(small_scene_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(NoPairsError, match="no S1/S2 pair"):
-        build_catalog([folder_source(small_scene_dir)], tmp_path / "a", max_days=1.0)
+        build_catalog([folder_source(small_scene_dir)], tmp_path / "a", CatalogConfig(max_days=1.0))
     # This run's tables were written beside the (absent) catalog, consistently.
     assert read_catalog(tmp_path / "a" / "failed").pairs.empty
     assert not (tmp_path / "a" / "pairs.parquet").exists()
     with pytest.raises(NoPairsError):
-        build_catalog([folder_source(small_scene_dir)], tmp_path / "b", min_overlap_km2=10_000)
+        build_catalog(
+            [folder_source(small_scene_dir)], tmp_path / "b", CatalogConfig(min_overlap_km2=10_000)
+        )
     catalog = build_catalog(
-        [folder_source(small_scene_dir)], tmp_path / "c", max_days=1.0, allow_unpaired=True
+        [folder_source(small_scene_dir)],
+        tmp_path / "c",
+        CatalogConfig(max_days=1.0, allow_unpaired=True),
     )
     assert catalog.pairs.empty and len(catalog.rasters) == 8
 
@@ -234,7 +244,7 @@ def test_a_failed_rerun_keeps_the_earlier_tables_byte_for_byte(
     assert set(before) == {"rasters.parquet", "pairs.parquet", "rejected.parquet"}
     # No pair any more (a window too narrow): the error, and the good tables untouched.
     with pytest.raises(NoPairsError, match="left as they were"):
-        build_catalog([folder_source(small_scene_dir)], out, max_days=1.0)
+        build_catalog([folder_source(small_scene_dir)], out, CatalogConfig(max_days=1.0))
     assert _table_bytes(out) == before
     assert read_catalog(out / "failed").pairs.empty  # this run's reasons can still be read
     # Nothing readable any more (the source now holds junk only).
@@ -252,7 +262,7 @@ def test_a_failed_rerun_keeps_the_earlier_tables_byte_for_byte(
     with monkeypatch.context() as patch:
         patch.setattr(pd.DataFrame, "to_parquet", full_disk)  # the rejected table, written last
         with pytest.raises(OSError, match="No space"):
-            build_catalog([folder_source(small_scene_dir)], out, max_days=30.0)
+            build_catalog([folder_source(small_scene_dir)], out, CatalogConfig(max_days=30.0))
     assert _table_bytes(out) == before
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporaries left
     # A run that succeeds replaces the tables and clears the failed run's.
@@ -287,7 +297,7 @@ def test_bad_source_definition_names_the_key(tmp_path: Path) -> None:
 def test_real_s2_scene_is_one_13_band_raster(realdata: Path, tmp_path: Path) -> None:
     source = load_source_definition(REPO / "data_catalog" / "realdata_s2_l1c.yaml")
     assert source.root == (realdata / "sentinel2_l1c_scene").resolve()
-    catalog = build_catalog([source], tmp_path, allow_unpaired=True)
+    catalog = build_catalog([source], tmp_path, CatalogConfig(allow_unpaired=True))
     assert catalog.rejected.empty
     assert len(catalog.rasters) == 1
     row = catalog.rasters.iloc[0]

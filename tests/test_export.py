@@ -20,7 +20,7 @@ from rasterio.windows import Window
 from rio_cogeo.cogeo import cog_validate
 from typer.testing import CliRunner
 
-from eo_mmcl.catalog import build_catalog, folder_source, resolve_source
+from eo_mmcl.catalog import CatalogConfig, build_catalog, folder_source, resolve_source
 from eo_mmcl.cli import app
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.export import EmbedConfig, EmbeddingModel, WindowGrid, export_embeddings
@@ -701,7 +701,7 @@ def test_real_s2_scene_exports_s2_embeddings(
     realdata: Path, world: dict[str, Path], tmp_path: Path
 ) -> None:
     source = resolve_source(str(REPO / "data_catalog" / "realdata_s2_l1c.yaml"))
-    build_catalog([source], tmp_path / "catalog", allow_unpaired=True)
+    build_catalog([source], tmp_path / "catalog", CatalogConfig(allow_unpaired=True))
     # An S2-only chip store: the chip table embeds S2 alone, as the rasters do.
     tile_catalog(
         tmp_path / "catalog",

@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader
 from torchgeo.datasets import IntersectionDataset, RasterDataset, stack_samples
 from torchgeo.samplers import GridGeoSampler, RandomGeoSampler
 
-from eo_mmcl.catalog import build_catalog, folder_source
+from eo_mmcl.catalog import CatalogConfig, build_catalog, folder_source
 from eo_mmcl.datamodules.onthefly import (
     MASK_NODATA,
     PairedRasterDataset,
@@ -280,7 +280,7 @@ def test_no_pairs_is_a_clear_error(scene_dir: Path, tmp_path: Path):
     for path in scene_dir.glob("*.tif"):
         if "_S1_" not in path.name:
             shutil.copy(path, folder / path.name)
-    build_catalog([folder_source(folder)], tmp_path / "cat", allow_unpaired=True)
+    build_catalog([folder_source(folder)], tmp_path / "cat", CatalogConfig(allow_unpaired=True))
     with pytest.raises(ValueError, match=r"pairs\.parquet holds no S1/S2 pair"):
         paired_raster_dataset(tmp_path / "cat")
 

@@ -11,6 +11,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from eo_mmcl.catalog.config import CatalogConfig
 from eo_mmcl.cli import app
 from eo_mmcl.export.config import EmbedConfig
 from eo_mmcl.options import config_fields, config_options, docstring_args, first_sentence
@@ -32,6 +33,7 @@ def _options(command: str) -> dict[str, Any]:
     [
         ("simulate", SimulationConfig, {"coregistration_shift_m", "epsg", "origin", "extra"},
          {"s2_date": "date"}),
+        ("catalog", CatalogConfig, set(), {}),
         ("tile", TileConfig, {"split_fractions"}, {}),
         ("embed", EmbedConfig, set(), {}),
         ("probe", ProbeConfig, {"probes", "keys"}, {}),

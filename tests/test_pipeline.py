@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from eo_mmcl.pipeline import (
     StageManifest,
     load_pipeline_config,
     run_pipeline,
+    stages,
 )
 from eo_mmcl.pipeline.stages import StageContext
 
@@ -50,6 +52,8 @@ def _tiny_tree(run_dir: Path) -> dict[str, Any]:
         ({"tile": {"config": {"chip_size": 4}}}, "tile.config: chip_size must be >= 8"),
         ({"stages": ["simulate", "deploy"]}, "stages[1]: Input should be"),
         ({"bogus": 1}, "bogus: Extra inputs are not permitted"),
+        ({"report": {"format": "pdf"}}, "report.format: Extra inputs are not permitted"),
+        ({"catalog": {"config": {"max_days": -1}}}, "catalog.config: max_days must be a finite"),
     ],
 )
 def test_config_errors_name_the_key(tmp_path: Path, patch: dict[str, Any], message: str) -> None:
@@ -67,6 +71,17 @@ def test_config_errors_name_the_key(tmp_path: Path, patch: dict[str, Any], messa
     with pytest.raises(ConfigError) as err:
         load_pipeline_config(path)
     assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_catalog_options_at_the_older_place_still_work(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tree = _tiny_tree(tmp_path / "run")
+    tree["catalog"] = {"max_days": 3, "config": {"min_overlap_km2": 2}}
+    with caplog.at_level("WARNING", logger="eo_mmcl.pipeline.config"):
+        config = load_pipeline_config(_write(tmp_path / "pipeline.yaml", tree))
+    assert (config.catalog.config.max_days, config.catalog.config.min_overlap_km2) == (3, 2)
+    assert "catalog.max_days: deprecated place, write catalog.config.max_days" in caplog.text
 
 
 def test_missing_paths_are_reported_before_any_work(tmp_path: Path) -> None:
@@ -101,6 +116,33 @@ def test_a_typo_in_train_args_is_refused_before_any_stage(tmp_path: Path) -> Non
     assert result.exit_code == 2, result.output
     assert "train.args (clip): data.batch_size must be >= 1, got 0" in result.output
     assert not (tmp_path / "run" / "simulate").exists()
+
+
+def test_the_train_stage_gives_lightningcli_typed_layers(tmp_path: Path) -> None:
+    """Config file, then the pipeline's typed settings, then ``train.args``, each over the last."""
+    from eo_mmcl.tasks.train import check_training_args
+
+    tree = _tiny_tree(tmp_path / "run")
+    tree["train"].update(
+        objectives=["clip"], batch_size=7, max_epochs=3, objective_args={}, accelerator="cpu"
+    )
+    tree["train"]["args"] = ["--trainer.max_epochs", "5", "--model.init_args.lr", "0.002"]
+    config = PipelineConfig.model_validate(tree)
+    ctx = StageContext(config, tmp_path / "run", tmp_path / "run" / "train", REPO, True, "f", False)
+    run = stages.training_run(ctx, "clip", seed=4)
+    assert all(isinstance(arg, str) for arg in run.overrides)  # only the user's strings
+    parsed = check_training_args(run, "here")
+    assert parsed.trainer.max_epochs == 5  # train.args over the pipeline's setting
+    assert parsed.data.batch_size == 7  # the pipeline's setting over data.yaml's 64
+    assert parsed.model.init_args.lr == 0.002
+    assert parsed.model.init_args.temperature == 0.1  # clip.yaml itself
+    assert parsed.trainer.deterministic == "warn"  # the shared trainer.yaml
+    assert parsed.trainer.enable_progress_bar is False  # a bool, not the string "false"
+    assert (parsed.seed_everything, parsed.data.seed) == (4, 4)
+    assert parsed.trainer.default_root_dir == str(tmp_path / "run" / "train" / "clip" / "seed_4")
+    assert parsed.data.chips_dir == str(tmp_path / "run" / "tile")
+    with pytest.raises(ConfigError, match=r"here: .*max_epochs"):
+        check_training_args(replace(run, settings={"trainer": {"max_epochs": "many"}}), "here")
 
 
 def test_unknown_stage_options_are_refused(tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ from affine import Affine
 from rasterio.warp import Resampling, reproject
 from rasterio.windows import Window
 
-from eo_mmcl.catalog import build_catalog, folder_source
+from eo_mmcl.catalog import CatalogConfig, build_catalog, folder_source
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.simulate import SimulationConfig, simulate_scenes
 from eo_mmcl.tiling import TileConfig, open_store, store_metadata, tile_catalog
@@ -260,7 +260,7 @@ def test_real_s2_scene_tiles_s2_only(realdata: Path, tmp_path: Path) -> None:
 
     repo = Path(__file__).resolve().parents[1]
     source = load_source_definition(repo / "data_catalog" / "realdata_s2_l1c.yaml")
-    build_catalog([source], tmp_path / "catalog", allow_unpaired=True)
+    build_catalog([source], tmp_path / "catalog", CatalogConfig(allow_unpaired=True))
     result = tile_catalog(
         tmp_path / "catalog",
         tmp_path / "chips",

@@ -14,6 +14,7 @@ import geopandas as gpd
 import pandas as pd
 from rich.progress import Progress, TaskID
 
+from eo_mmcl.catalog.config import CatalogConfig
 from eo_mmcl.catalog.pairs import find_pairs
 from eo_mmcl.catalog.scan import RASTER_COLUMNS, Rejection, scan_source
 from eo_mmcl.catalog.sources import SourceDefinition
@@ -69,9 +70,7 @@ def _rejected_frame(rejections: list[Rejection]) -> pd.DataFrame:
 def build_catalog(
     sources: Sequence[SourceDefinition],
     out_dir: str | Path,
-    min_overlap_km2: float = 1.0,
-    max_days: float = 12.0,
-    allow_unpaired: bool = False,
+    config: CatalogConfig | None = None,
     show_progress: bool = False,
 ) -> Catalog:
     """Scan sources, pair S1 with S2, and write the catalog tables.
@@ -84,9 +83,7 @@ def build_catalog(
     Args:
         sources: Sources to scan.
         out_dir: Catalog folder (created).
-        min_overlap_km2: Minimum shared footprint of a pair.
-        max_days: Maximum time gap of a pair, in days.
-        allow_unpaired: Accept a catalog without pairs (S2-only sources).
+        config: Which images make a pair (default: :class:`CatalogConfig`'s defaults).
         show_progress: Show a rich progress bar.
 
     Returns:
@@ -95,11 +92,12 @@ def build_catalog(
     Raises:
         SourceError: If a source's root is missing or holds no raster file, or if no file at
             all could be catalogued (this run's tables are written to ``FAILED_DIR``).
-        NoPairsError: If no pair is found and ``allow_unpaired`` is false (this run's tables
+        NoPairsError: If no pair is found and ``config.allow_unpaired`` is false (this run's tables
             are written to ``FAILED_DIR``, so the reasons can be inspected).
     """
     if not sources:
         raise SourceError("no source given")
+    config = config or CatalogConfig()
     out = Path(out_dir)
     records: list[dict[str, Any]] = []
     rejections: list[Rejection] = []
@@ -124,7 +122,7 @@ def build_catalog(
         raise SourceError(f"raster ids occur in more than one source: {duplicates[:5]}")
     rasters = _rasters_frame(records)
     rejected = _rejected_frame(rejections)
-    pairs = find_pairs(rasters, min_overlap_km2=min_overlap_km2, max_days=max_days)
+    pairs = find_pairs(rasters, min_overlap_km2=config.min_overlap_km2, max_days=config.max_days)
     catalog = Catalog(rasters=rasters, pairs=pairs, rejected=rejected)
     # A failed run's tables go beside the catalog, never over it: a rerun that finds nothing
     # (a source folder emptied, a window too narrow) must not destroy the good tables there.
@@ -135,15 +133,15 @@ def build_catalog(
             f"no raster could be catalogued ({len(rejected)} rejected; see "
             f"{failed / REJECTED_FILE}); the tables in {out} were left as they were"
         )
-    if pairs.empty and not allow_unpaired:
+    if pairs.empty and not config.allow_unpaired:
         write_catalog(catalog, failed)
         n1 = int(((rasters["sensor"] == "S1") & (rasters["role"] == "image")).sum())
         n2 = int(((rasters["sensor"] == "S2") & (rasters["role"] == "image")).sum())
         raise NoPairsError(
             f"no S1/S2 pair found among {n1} S1 and {n2} S2 images (minimum overlap "
-            f"{min_overlap_km2} km2, maximum gap {max_days} days; this run's tables are in "
-            f"{failed}, the tables in {out} were left as they were); pass --allow-unpaired "
-            "for an S2-only catalog"
+            f"{config.min_overlap_km2} km2, maximum gap {config.max_days} days; this run's "
+            f"tables are in {failed}, the tables in {out} were left as they were); pass "
+            "--allow-unpaired for an S2-only catalog"
         )
     write_catalog(catalog, out)
     shutil.rmtree(failed, ignore_errors=True)  # an earlier failure's tables no longer apply

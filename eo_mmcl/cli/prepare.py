@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from eo_mmcl.catalog.config import CatalogConfig
 from eo_mmcl.console import (
     ProgressSwitch,
     SchedulerOption,
@@ -84,21 +85,14 @@ def simulate(
 
 
 @reports_errors
+@config_options(CatalogConfig)
 def catalog(
+    settings: dict[str, Any],
     sources: Annotated[
         list[str],
         typer.Argument(help="Folders (scanned recursively) or source definition YAMLs."),
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Catalog folder.")],
-    min_overlap_km2: Annotated[
-        float, typer.Option(help="Minimum shared footprint of an S1/S2 pair, km2.")
-    ] = 1.0,
-    max_days: Annotated[
-        float, typer.Option(help="Maximum time gap of an S1/S2 pair, days.")
-    ] = 12.0,
-    allow_unpaired: Annotated[
-        bool, typer.Option(help="Accept a catalog without S1/S2 pairs (S2-only sources).")
-    ] = False,
     root: Annotated[
         Path | None, typer.Option(help="Override the root folder of YAML source definitions.")
     ] = None,
@@ -116,14 +110,7 @@ def catalog(
     definitions = [resolve_source(s, root=root) for s in sources]
     # A run that finds no raster or no pair leaves the tables in OUTPUT as they were and writes
     # its own to OUTPUT/failed; the one-line error says so.
-    result = build_catalog(
-        definitions,
-        output,
-        min_overlap_km2=min_overlap_km2,
-        max_days=max_days,
-        allow_unpaired=allow_unpaired,
-        show_progress=progress,
-    )
+    result = build_catalog(definitions, output, CatalogConfig(**settings), show_progress=progress)
     rasters = result.rasters
     table = Table(title=f"Catalog {output}")
     for column in ("sensor", "role", "rasters"):

@@ -7,20 +7,38 @@ key's path (``tile.chip_size: ...``) before any work starts.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from eo_mmcl.catalog.config import CatalogConfig
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.export.config import EmbedConfig
 from eo_mmcl.probes.config import ProbeConfig
 from eo_mmcl.simulate import SimulationConfig
 from eo_mmcl.tiling import TileConfig
 
+if TYPE_CHECKING:
+    from eo_mmcl.tasks.train import TrainingRun
+
 #: A stage's name; ``--from``/``--until``/``--force`` take these.
 StageName = Literal["simulate", "catalog", "tile", "train", "embed", "probe", "report"]
+
+log = logging.getLogger(__name__)
+
+#: The catalog options that older pipeline files give directly under ``catalog``.
+CATALOG_CONFIG_FIELDS = tuple(f.name for f in dataclasses.fields(CatalogConfig))
 
 #: Stages in the order they run.
 STAGES: tuple[StageName, ...] = get_args(StageName)
@@ -35,17 +53,35 @@ class _Section(BaseModel):
 class CatalogSection(_Section):
     """Options of the catalog stage (``eo-mmcl catalog``).
 
+    ``max_days``, ``min_overlap_km2`` and ``allow_unpaired`` directly under ``catalog`` (the
+    layout before ``catalog.config``) are still read, with a deprecation notice.
+
     Args:
         sources: Folders or source definition YAMLs; empty means the simulate stage's scenes.
-        max_days: Largest |S1 - S2| time gap of a pair, in days.
-        min_overlap_km2: Smallest shared footprint of a pair.
-        allow_unpaired: Accept S2-only catalogs (real S2 scenes without S1).
+        config: ``CatalogConfig`` fields (max_days, min_overlap_km2, allow_unpaired).
     """
 
     sources: list[Path] = Field(default_factory=list)
-    max_days: float = 12.0
-    min_overlap_km2: float = 1.0
-    allow_unpaired: bool = False
+    config: CatalogConfig = Field(default_factory=CatalogConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _config_keys_at_the_top(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        legacy = {k: data[k] for k in CATALOG_CONFIG_FIELDS if k in data}
+        if not legacy:
+            return data
+        log.warning(
+            "catalog.%s: deprecated place, write catalog.config.%s",
+            ", catalog.".join(legacy),
+            ", catalog.config.".join(legacy),
+        )
+        rest = {k: v for k, v in data.items() if k not in legacy}
+        given = rest.get("config") or {}
+        if not isinstance(given, dict):
+            return data  # pydantic names the type error
+        return {**rest, "config": {**legacy, **given}}
 
 
 class TileSection(_Section):
@@ -94,6 +130,44 @@ class TrainSection(_Section):
     strategy: str = "auto"
     args: list[str] = Field(default_factory=list)
     objective_args: dict[str, list[str]] = Field(default_factory=dict)
+
+    def training_run(self, base: Path, objective: str, seed: int) -> TrainingRun:
+        """One objective's run at one seed with this section's settings (no paths yet).
+
+        The train stage adds the run folder and the chip store; the pipeline's check before
+        any stage runs parses this run as it is.
+
+        Args:
+            base: Folder that ``configs`` is relative to.
+            objective: The objective.
+            seed: The training seed (weights, views and the batch order).
+
+        Returns:
+            The run: the objective's config, these settings over it, then ``args`` and the
+            objective's ``objective_args``.
+        """
+        from eo_mmcl.tasks.train import TrainingRun  # torch: only when needed
+
+        settings = {
+            "seed_everything": seed,
+            "trainer": {
+                "max_epochs": self.max_epochs,
+                "accelerator": self.accelerator,
+                "devices": self.devices,
+                "num_nodes": self.num_nodes,
+                "strategy": self.strategy,
+            },
+            "data": {
+                "seed": seed,
+                "batch_size": self.batch_size,
+                "num_workers": self.num_workers,
+            },
+        }
+        return TrainingRun(
+            config=base / self.configs / f"{objective}.yaml",
+            settings=settings,
+            overrides=(*self.args, *self.objective_args.get(objective, [])),
+        )
 
     @field_validator("seeds")
     @classmethod
@@ -148,6 +222,14 @@ class ProbeSection(_Section):
     config: ProbeConfig = Field(default_factory=ProbeConfig)
 
 
+class ReportSection(_Section):
+    """Options of the report stage (``eo-mmcl report``): none yet.
+
+    The report reads the probe stage and the embed stage's previews; a key here is a typo
+    (the section used to take any mapping and ignore it).
+    """
+
+
 class PipelineConfig(_Section):
     """The whole batch run.
 
@@ -161,7 +243,7 @@ class PipelineConfig(_Section):
         train: Train stage options.
         embed: Embed stage options.
         probe: Probe stage options.
-        report: Report stage options (none yet; reserved).
+        report: Report stage options (none yet).
         stages: Stages this pipeline runs (a prefix of the full chain for partial pipelines).
     """
 
@@ -174,7 +256,7 @@ class PipelineConfig(_Section):
     train: TrainSection = Field(default_factory=TrainSection)
     embed: EmbedSection = Field(default_factory=EmbedSection)
     probe: ProbeSection = Field(default_factory=ProbeSection)
-    report: dict[str, Any] = Field(default_factory=dict)
+    report: ReportSection = Field(default_factory=ReportSection)
     stages: list[StageName] = Field(default_factory=lambda: list(STAGES))
 
     def _check_training_args(self, base: Path) -> None:
@@ -186,12 +268,10 @@ class PipelineConfig(_Section):
         from eo_mmcl.tasks.train import check_training_args  # torch: only when needed
 
         for objective in self.train.objectives:
-            config = base / self.train.configs / f"{objective}.yaml"
             extra = self.train.objective_args.get(objective, [])
             key = f"train.objective_args.{objective}" if extra else "train.args"
-            check_training_args(
-                ["--config", str(config), *self.train.args, *extra], f"{key} ({objective})"
-            )
+            run = self.train.training_run(base, objective, self.seed)
+            check_training_args(run, f"{key} ({objective})")
 
     def check_paths(self, base: Path) -> None:
         """Check that every input path exists (before any work starts).

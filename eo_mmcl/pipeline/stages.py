@@ -12,19 +12,21 @@ config or inputs changed, or forced).
 
 from __future__ import annotations
 
-import itertools
 import logging
 import shutil
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.io import atomic_output
 from eo_mmcl.io.jobs import JobLedger
 from eo_mmcl.pipeline.config import PipelineConfig
+
+if TYPE_CHECKING:
+    from eo_mmcl.tasks.train import TrainingRun
 
 log = logging.getLogger("eo_mmcl.pipeline")
 
@@ -124,12 +126,7 @@ def run_catalog(ctx: StageContext) -> dict[str, Any]:
 
     def work() -> dict[str, Any]:
         catalog = build_catalog(
-            sources,
-            ctx.folder,
-            min_overlap_km2=section.min_overlap_km2,
-            max_days=section.max_days,
-            allow_unpaired=section.allow_unpaired,
-            show_progress=ctx.show_progress,
+            sources, ctx.folder, section.config, show_progress=ctx.show_progress
         )
         return {
             "rasters": len(catalog.rasters),
@@ -176,11 +173,13 @@ def run_folder(train_dir: Path, objective: str, seed: int) -> Path:
     return train_dir / objective / f"seed_{seed}"
 
 
-def training_args(ctx: StageContext, objective: str, seed: int) -> list[str]:
-    """The LightningCLI arguments of one training run.
+def training_run(ctx: StageContext, objective: str, seed: int) -> TrainingRun:
+    """One training run, for LightningCLI's Python API.
 
-    The objective's shipped config is read as it is: its logs and checkpoints follow
-    ``--trainer.default_root_dir``, here the run folder (:func:`run_folder`).
+    The objective's shipped config is read as it is; the pipeline's train settings go over it
+    as typed values; the pipeline file's ``train.args`` and ``objective_args`` come last, as
+    the command-line arguments they are written as. Logs and checkpoints follow
+    ``trainer.default_root_dir``, here the run folder (:func:`run_folder`).
 
     Args:
         ctx: The train stage's context.
@@ -188,25 +187,17 @@ def training_args(ctx: StageContext, objective: str, seed: int) -> list[str]:
         seed: The training seed (weights, views and the batch order).
 
     Returns:
-        The arguments, the pipeline's ``train.args`` and ``objective_args`` last.
+        The run.
     """
-    section = ctx.config.train
-    args = [
-        "--config", str(ctx.base / section.configs / f"{objective}.yaml"),
-        "--trainer.default_root_dir", str(run_folder(ctx.folder, objective, seed)),
-        "--data.chips_dir", str(ctx.stage_dir("tile")),
-        "--seed_everything", str(seed),
-        "--data.seed", str(seed),
-        "--trainer.max_epochs", str(section.max_epochs),
-        "--data.batch_size", str(section.batch_size),
-        "--data.num_workers", str(section.num_workers),
-        "--trainer.accelerator", section.accelerator,
-        "--trainer.devices", str(section.devices),
-        "--trainer.num_nodes", str(section.num_nodes),
-        "--trainer.strategy", section.strategy,
-        "--trainer.enable_progress_bar", str(ctx.show_progress).lower(),
-    ]  # fmt: skip
-    return [*args, *section.args, *section.objective_args.get(objective, [])]
+    run = ctx.config.train.training_run(ctx.base, objective, seed)
+    settings = dict(run.settings)
+    settings["trainer"] = {
+        **settings["trainer"],
+        "default_root_dir": str(run_folder(ctx.folder, objective, seed)),
+        "enable_progress_bar": ctx.show_progress,
+    }
+    settings["data"] = {**settings["data"], "chips_dir": str(ctx.stage_dir("tile"))}
+    return replace(run, settings=settings)
 
 
 def run_train(ctx: StageContext) -> dict[str, Any]:
@@ -228,20 +219,20 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
 
 def _train_one(ctx: StageContext, objective: str, seed: int) -> dict[str, Any]:
     """One objective at one seed (one job): resumed from ``last.ckpt`` when killed midway."""
-    from eo_mmcl.tasks.train import run_training
+    from eo_mmcl.tasks.train import check_training_args, run_training
 
     out_dir = run_folder(ctx.folder, objective, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
-    args = training_args(ctx, objective, seed)
+    run = training_run(ctx, objective, seed)
     last = out_dir / "checkpoints" / "last.ckpt"
     if last.is_file():
         log.info("train: %s seed %d resumes from %s", objective, seed, last)
-        args += ["--ckpt_path", str(last)]
-    # The last --trainer.max_epochs wins (objective_args may raise the oracle's).
-    epochs = [v for k, v in itertools.pairwise(args) if k == "--trainer.max_epochs"]
-    log.info("train: %s seed %d (at most %s epochs)", objective, seed, epochs[-1])
+        run = replace(run, ckpt_path=str(last))
+    # What the run will train for (objective_args may raise the oracle's epochs).
+    epochs = check_training_args(run, f"train ({objective})").trainer.max_epochs
+    log.info("train: %s seed %d (at most %s epochs)", objective, seed, epochs)
     start = time.perf_counter()
-    cli = run_training(args)
+    cli = run_training(run)
     seconds = round(time.perf_counter() - start, 1)
     metrics = {
         k.replace("/", "_"): round(float(v), 5)
