@@ -72,8 +72,15 @@ class EmbeddingCollector(BasePredictionWriter):
                 self.parts.setdefault(key, []).append(value.detach().float().cpu().numpy())
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Every batch's outputs, concatenated per key."""
-        return {key: np.concatenate(parts) for key, parts in self.parts.items()}
+        """Every batch's outputs, concatenated per key (the parts are released as it goes).
+
+        Returns:
+            ``{key: (N, ...) float32}``.
+        """
+        out = {}
+        for key in list(self.parts):
+            out[key] = np.concatenate(self.parts.pop(key))  # dense maps: one copy at a time
+        return out
 
 
 @contextlib.contextmanager
@@ -118,18 +125,20 @@ def predict_embeddings(
     collector = EmbeddingCollector()
     with _PREDICTING, _quiet_lightning():
         task.predict_outputs = outputs
-        trainer = Trainer(
-            accelerator=accelerator,
-            devices=1,
-            precision="32-true",
-            logger=False,
-            enable_checkpointing=False,
-            enable_model_summary=False,
-            enable_progress_bar=show_progress,
-            callbacks=[collector],
-        )
-        trainer.predict(task, dataloaders=loader, return_predictions=False)
-        task.predict_outputs = PredictOutputs()
+        try:
+            trainer = Trainer(
+                accelerator=accelerator,
+                devices=1,
+                precision="32-true",
+                logger=False,
+                enable_checkpointing=False,
+                enable_model_summary=False,
+                enable_progress_bar=show_progress,
+                callbacks=[collector],
+            )
+            trainer.predict(task, dataloaders=loader, return_predictions=False)
+        finally:
+            task.predict_outputs = PredictOutputs()
     return collector.arrays()
 
 

@@ -160,11 +160,13 @@ def extract_embeddings(
     maps: np.ndarray | None = None
     s1_channels = 0
     if dense and "dense_s1" in out:
-        s1, s2 = torch.from_numpy(out["dense_s1"]), torch.from_numpy(out["dense_s2"])
+        # Popped: the concatenated maps replace them, rather than sit beside them.
+        s1, s2 = torch.from_numpy(out.pop("dense_s1")), torch.from_numpy(out.pop("dense_s2"))
         if s1.shape[-2:] != s2.shape[-2:]:  # different backbones: lay S1 on S2's grid
             s1 = torch.nn.functional.interpolate(s1, size=s2.shape[-2:], mode="bilinear")
         s1_channels = int(s1.shape[1])
         maps = torch.cat([s1, s2], dim=1).numpy()
+        del s1, s2
     name = objective or task.objective
     if "backbone" not in pooled:
         # Only to name them in the message.
