@@ -14,10 +14,10 @@ from rasterio.crs import CRS
 from rasterio.windows import Window
 
 from eo_mmcl.export.model import NEEDS, EmbeddingModel
-from eo_mmcl.export.predict import batch_normaliser, predict_embeddings, window_loader
+from eo_mmcl.export.predict import predict_embeddings, window_loader
 from eo_mmcl.export.windows import WindowGrid, blend, tent_weights, window_views
 from eo_mmcl.io.atomic import atomic_output
-from eo_mmcl.tasks.base import SINGLE_SENSOR_KEYS, PredictOutputs
+from eo_mmcl.tasks.base import PredictOutputs
 from eo_mmcl.tiling.reader import RasterReader, RasterSpec
 
 #: GDAL block cache per export process, in MB (the default, 5% of RAM, grows with the scene).
@@ -162,9 +162,7 @@ def embed_block(task: BlockJob) -> dict[str, np.ndarray]:
             s1 = reader.read(region)
         pixels["s1"], valid["s1"] = s1, np.all(np.isfinite(s1), axis=0)
     views = {m: window_views(a, grid.window, grid.step, n_rows, n_cols) for m, a in pixels.items()}
-    single = set(task.keys) <= set(SINGLE_SENSOR_KEYS)
-    fill = None if "s1" in views or single else int(model.task.hparams["s1_channels"])
-    loader = window_loader(views, batch_normaliser(model.transform(), fill), task.batch_size)
+    loader = window_loader(views, model.normaliser(task.keys, "s1" in views), task.batch_size)
     lattices = predict_embeddings(model.task, loader, PredictOutputs(keys=task.keys))
     row_w = tent_weights(row0, rows, ri0, ri1, grid.k)
     col_w = tent_weights(col0, cols, ci0, ci1, grid.k)

@@ -20,10 +20,10 @@ import pyarrow as pa
 
 from eo_mmcl.datamodules.chipstore import ChipStoreDataset
 from eo_mmcl.export.model import EmbeddingModel
-from eo_mmcl.export.predict import batch_normaliser, chip_loader, predict_embeddings
+from eo_mmcl.export.predict import chip_loader, predict_embeddings
 from eo_mmcl.export.preview import principal_components
 from eo_mmcl.io.atomic import atomic_output
-from eo_mmcl.tasks.base import SINGLE_SENSOR_KEYS, PredictOutputs
+from eo_mmcl.tasks.base import PredictOutputs
 from eo_mmcl.tiling.store import open_store, store_metadata
 
 #: The chip index columns of every chip-embedding table, before the geometry and embedding.
@@ -56,11 +56,8 @@ def chip_embeddings(
     layout = store_metadata(open_store(chips_dir))["layout"]
     modalities = [m for m in ("s1", "s2") if m in model.bands and layout.get(f"{m}_bands")]
     store = ChipStoreDataset(chips_dir, split=None, tasks=(), modalities=modalities)
-    single = set(keys) <= set(SINGLE_SENSOR_KEYS)
-    fill = None if "s1" in modalities or single else int(model.task.hparams["s1_channels"])
-    loader = chip_loader(
-        store, range(len(store)), batch_normaliser(model.transform(), fill), batch_size
-    )
+    normalise = model.normaliser(keys, "s1" in modalities)
+    loader = chip_loader(store, range(len(store)), normalise, batch_size)
     values = predict_embeddings(model.task, loader, PredictOutputs(keys=tuple(keys)))
     written = {}
     for key in keys:

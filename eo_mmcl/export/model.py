@@ -7,13 +7,18 @@ needs nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from torch import Tensor
+
 from eo_mmcl.datamodules.transforms import PairedS1S2Transform
 from eo_mmcl.errors import ConfigError
+from eo_mmcl.export.predict import batch_normaliser
 from eo_mmcl.tasks import ObjectiveTask
+from eo_mmcl.tasks.base import SINGLE_SENSOR_KEYS
 from eo_mmcl.tasks.checkpoint import load_task
 
 #: Extra keys exported by ``--modality all``, per objective (the unique-path embeddings).
@@ -100,3 +105,22 @@ class EmbeddingModel:
     def transform(self) -> PairedS1S2Transform:
         """The normalisation of the chip store the model was trained on."""
         return PairedS1S2Transform.from_statistics(self.meta["normalisation"])
+
+    def normaliser(
+        self, keys: Sequence[str], has_s1: bool
+    ) -> Callable[[dict[str, Tensor]], dict[str, Tensor]]:
+        """The batch normalisation of an export of ``keys``, for data with or without S1.
+
+        Keys that need both sensors read S1 as zeros (its normalised band mean) on S2-only
+        data; per-sensor keys alone run one backbone and need nothing in its place.
+
+        Args:
+            keys: Embedding keys exported.
+            has_s1: The data hold S1.
+
+        Returns:
+            :func:`~eo_mmcl.export.predict.batch_normaliser` of the model's statistics.
+        """
+        single = set(keys) <= set(SINGLE_SENSOR_KEYS)
+        fill = None if has_s1 or single else int(self.task.hparams["s1_channels"])
+        return batch_normaliser(self.transform(), fill)
