@@ -28,7 +28,7 @@ from torch.utils.data import DataLoader, Dataset, RandomSampler
 from eo_mmcl.catalog import build_catalog, folder_source
 from eo_mmcl.datamodules import ChipStoreDataset, ChunkShuffleSampler
 from eo_mmcl.simulate import SimulationConfig, simulate_scenes
-from eo_mmcl.tiling import TileConfig, open_store, tile_catalog
+from eo_mmcl.tile import TileConfig, open_store, tile_catalog
 
 
 class MemmapChips(Dataset[dict[str, torch.Tensor]]):

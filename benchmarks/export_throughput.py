@@ -33,10 +33,10 @@ import torch
 
 from eo_mmcl.bands import S1_BANDS, S2_L2A_BANDS
 from eo_mmcl.catalog import build_catalog, folder_source
-from eo_mmcl.export import EmbedConfig, WindowGrid
-from eo_mmcl.export.run import _block_side
+from eo_mmcl.embed import EmbedConfig, WindowGrid
+from eo_mmcl.embed.run import _block_side
+from eo_mmcl.objectives import CLIPObjective
 from eo_mmcl.simulate import SimulationConfig, simulate_scenes
-from eo_mmcl.tasks import CLIPTask
 
 CHILD = """
 import json, math, resource, sys, time
@@ -52,8 +52,8 @@ def peak_rss_mb():
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 import numpy as np, torch
-from eo_mmcl.export import EmbedConfig, EmbeddingModel, export_embeddings
-from eo_mmcl.tasks.base import PredictOutputs
+from eo_mmcl.embed import EmbedConfig, EmbeddingModel, export_embeddings
+from eo_mmcl.objectives.base import PredictOutputs
 args = json.loads(sys.argv[1])
 config = EmbedConfig(modality="all", stride=args["stride"], window=args["window"],
                      step=args["step"], batch_size=args["batch"], preview=False)
@@ -70,12 +70,12 @@ else:
     s2 = (rng.random((args["batch"], 12, w, w), dtype=np.float32) * 3000).astype(np.float32)
     s1 = (rng.normal(-12, 4, (args["batch"], 2, w, w))).astype(np.float32)
     # The objective's predict step alone (what the export's predict loop runs per batch).
-    model.task.predict_outputs = PredictOutputs(keys=tuple(keys))
+    model.module.predict_outputs = PredictOutputs(keys=tuple(keys))
     for start in range(0, n, args["batch"]):
         b = min(args["batch"], n - start)
         batch = norm({"image_s1": torch.from_numpy(s1[:b]), "image_s2": torch.from_numpy(s2[:b])})
         with torch.no_grad():
-            model.task.predict_step(batch, start)
+            model.module.predict_step(batch, start)
 print(json.dumps({"s": time.perf_counter() - t,
                   "rss": peak_rss_mb()}))
 """
@@ -92,7 +92,7 @@ def _child(**args: object) -> dict[str, float]:
 def _checkpoint(path: Path) -> None:
     """A randomly initialised clip task saved the way Lightning saves one."""
     torch.manual_seed(0)
-    task = CLIPTask()
+    task = CLIPObjective()
     meta = {
         "bands": {"s1": list(S1_BANDS[:2]), "s2": list(S2_L2A_BANDS)},
         "normalisation": {

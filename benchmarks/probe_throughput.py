@@ -16,8 +16,8 @@ import argparse
 import time
 from pathlib import Path
 
-from eo_mmcl.probes import ProbeConfig, extract_embeddings, load_chip_labels, load_objective
-from eo_mmcl.probes.collect import probe_embeddings, train_rows
+from eo_mmcl.probe import ProbeConfig, extract_embeddings, load_chip_labels, load_objective
+from eo_mmcl.probe.collect import probe_embeddings, train_rows
 
 DEMO = ["supervised", "clip", "cross_self", "coral"]
 

@@ -27,7 +27,7 @@ def _tile(catalog: Path, out: Path, chip_size: int, workers: int) -> tuple[float
     """Run ``eo-mmcl tile`` in a fresh process; return (seconds, candidates, peak RSS MB)."""
     code = (
         "import json, resource, sys, time\n"
-        "from eo_mmcl.tiling import TileConfig, tile_catalog\n"
+        "from eo_mmcl.tile import TileConfig, tile_catalog\n"
         "t = time.perf_counter()\n"
         f"r = tile_catalog({str(catalog)!r}, {str(out)!r}, TileConfig(chip_size={chip_size}), "
         f"workers={workers})\n"

@@ -22,9 +22,9 @@ import sys, time
 if sys.argv[1] == "default":
     import torch  # loads libgomp before eo_mmcl can set its spin count
 import eo_mmcl, torch
-from eo_mmcl.tasks import CLIPTask
+from eo_mmcl.objectives import CLIPObjective
 torch.manual_seed(0)
-m = CLIPTask(backbone="resnet10t", output_stride=8,
+m = CLIPObjective(backbone="resnet10t", output_stride=8,
              backbone_kwargs={"channels": [16, 32, 64, 128], "stem_width": 16})
 opt = torch.optim.AdamW(m.parameters(), 1e-3)
 b = {"image_s1": torch.randn(64, 2, 32, 32), "image_s2": torch.randn(64, 12, 32, 32)}

@@ -32,10 +32,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from eo_mmcl.catalog import build_catalog, folder_source
 from eo_mmcl.datamodules import PairedS1S2DataModule
+from eo_mmcl.objectives import OBJECTIVES
+from eo_mmcl.objectives.callbacks import DataWaitMonitor
 from eo_mmcl.simulate import SimulationConfig, simulate_scenes
-from eo_mmcl.tasks import OBJECTIVES
-from eo_mmcl.tasks.callbacks import DataWaitMonitor
-from eo_mmcl.tiling import TileConfig, tile_catalog
+from eo_mmcl.tile import TileConfig, tile_catalog
 
 DEMO = Path(__file__).resolve().parents[1] / "pipelines" / "demo.yaml"
 PREFIX = "--model.init_args."

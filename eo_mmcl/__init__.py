@@ -3,6 +3,8 @@
 import os
 from importlib.metadata import PackageNotFoundError, version
 
+from eo_mmcl import aliases
+
 #: How long an idle OpenMP thread of torch's CPU kernels busy-waits before it sleeps (libgomp
 #: iterations). libgomp's default (300,000) keeps every waiting thread spinning on its core:
 #: on a shared machine (four training processes on 2 cores) a step then took 16x its quiet time
@@ -13,6 +15,10 @@ from importlib.metadata import PackageNotFoundError, version
 #: set wins.
 OPENMP_SPIN_COUNT = "10000"
 os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN_COUNT)
+
+# Old package names (eo_mmcl.tiling, .export, .probes, .tasks) keep importing, for users'
+# scripts, their configs' class paths and the class path each checkpoint stores.
+aliases.install()
 
 try:
     __version__ = version("eo_mmcl")

@@ -10,9 +10,9 @@ from typer.testing import CliRunner
 
 from eo_mmcl.catalog import build_catalog, folder_source
 from eo_mmcl.cli import app
+from eo_mmcl.objectives import CLIPObjective, SupervisedObjective
 from eo_mmcl.simulate import SimulatedScene, SimulationConfig, simulate_scenes
-from eo_mmcl.tasks import CLIPTask, SupervisedTask
-from eo_mmcl.tiling import TileConfig, tile_catalog
+from eo_mmcl.tile import TileConfig, tile_catalog
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 REALDATA = REPO_ROOT.parent / "shared" / "realdata"
@@ -106,10 +106,10 @@ def probe_run(probe_chips_dir: Path, tmp_path_factory: pytest.TempPathFactory) -
     root = tmp_path_factory.mktemp("ckpt")
     tiny = {"proj_dim": 8, "proj_hidden_dim": 16}
     torch.manual_seed(1)
-    sup = SupervisedTask(
+    sup = SupervisedObjective(
         num_classes={"landcover": 6, "s1_unique": 4, "s2_unique": 4, "synergy": 4}, **tiny
     )
-    clip = CLIPTask(**tiny)
+    clip = CLIPObjective(**tiny)
     paths = [
         _checkpoint(sup, root / "supervised.ckpt", probe_chips_dir),
         _checkpoint(clip, root / "clip.ckpt", probe_chips_dir),

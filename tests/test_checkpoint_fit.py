@@ -12,8 +12,8 @@ from typer.testing import CliRunner
 from eo_mmcl.catalog import build_catalog, folder_source
 from eo_mmcl.cli import app
 from eo_mmcl.errors import ConfigError
-from eo_mmcl.tasks import SupervisedTask
-from eo_mmcl.tasks.checkpoint import check_fits_data, check_fits_store, checkpoint_meta
+from eo_mmcl.objectives import SupervisedObjective
+from eo_mmcl.objectives.checkpoint import check_fits_data, check_fits_store, checkpoint_meta
 from tests.conftest import _checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +29,7 @@ def _rewrite(source: Path, target: Path, **meta: Any) -> Path:
 
 @pytest.fixture(scope="module")
 def good(probe_chips_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    task = SupervisedTask(
+    task = SupervisedObjective(
         num_classes={"landcover": 6, "s1_unique": 4, "s2_unique": 4, "synergy": 4},
         proj_dim=8,
         proj_hidden_dim=16,

@@ -14,9 +14,14 @@ from typer.testing import CliRunner
 from eo_mmcl.catalog import build_catalog, folder_source
 from eo_mmcl.cli import app
 from eo_mmcl.errors import SourceError
-from eo_mmcl.tasks import OBJECTIVES
-from eo_mmcl.tasks.checkpoint import SAFE_GLOBALS, checkpoint_meta, load_task, read_checkpoint
-from eo_mmcl.tasks.plain import plain
+from eo_mmcl.objectives import OBJECTIVES
+from eo_mmcl.objectives.checkpoint import (
+    SAFE_GLOBALS,
+    checkpoint_meta,
+    load_trained,
+    read_checkpoint,
+)
+from eo_mmcl.objectives.plain import plain
 from tests.conftest import _checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -65,7 +70,7 @@ def test_the_hostile_files_would_run_their_command_if_unpickled(
 def test_loaders_refuse_code_and_name_the_file_and_type(
     hostile: dict[str, Path], marker: Path, form: str
 ) -> None:
-    for load in (read_checkpoint, checkpoint_meta, load_task):
+    for load in (read_checkpoint, checkpoint_meta, load_trained):
         with pytest.raises(SourceError) as info:
             load(hostile[form])
         message = str(info.value)
@@ -144,7 +149,7 @@ def test_training_refuses_to_resume_from_a_hostile_checkpoint(
 
 def test_real_checkpoints_need_no_allowlisted_type(hostile: dict[str, Path]) -> None:
     assert SAFE_GLOBALS == ()
-    task, meta = load_task(hostile["real"])
+    task, meta = load_trained(hostile["real"])
     assert meta["objective"] == "clip" and meta["bands"]["s1"] == ["VV", "VH"]
     assert task.data_meta["normalisation"] == meta["normalisation"]
 
@@ -168,7 +173,7 @@ def test_every_objectives_checkpoint_loads_weights_only(
     if objective == "supervised":
         tiny["num_classes"] = {"landcover": 6}
     task = OBJECTIVES[objective](**tiny)
-    loaded, meta = load_task(_checkpoint(task, tmp_path / "c.ckpt", probe_chips_dir))
+    loaded, meta = load_trained(_checkpoint(task, tmp_path / "c.ckpt", probe_chips_dir))
     assert meta["objective"] == objective and type(loaded) is type(task)
     for name, value in task.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value), name

@@ -229,7 +229,7 @@ def test_a_full_disk_deep_in_a_writer_names_the_output_folder(
     def full(*args: object, **kwargs: object) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr("eo_mmcl.tiling.worker.write_chunk", full)
+    monkeypatch.setattr("eo_mmcl.tile.worker.write_chunk", full)
     out = tmp_path / "chips"
     args = ("--chip-size", "32", "--split-block", "3", "--max-cloud", "0.3")
     line = _one_line_error(_tile(catalogued / "cat", out, *args))

@@ -17,7 +17,7 @@ from eo_mmcl.datamodules import (
 )
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.simulate import SimulationConfig, simulate_scenes
-from eo_mmcl.tiling import TileConfig, tile_catalog
+from eo_mmcl.tile import TileConfig, tile_catalog
 
 TASKS = ("landcover", "s1_unique", "s2_unique", "synergy")
 

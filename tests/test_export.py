@@ -22,17 +22,17 @@ from typer.testing import CliRunner
 
 from eo_mmcl.catalog import CatalogConfig, build_catalog, folder_source, resolve_source
 from eo_mmcl.cli import app
+from eo_mmcl.embed import EmbedConfig, EmbeddingModel, WindowGrid, export_embeddings
+from eo_mmcl.embed import run as export_run
+from eo_mmcl.embed.cog import Quantisation
+from eo_mmcl.embed.preview import pca_preview
+from eo_mmcl.embed.stac import PROJECTION_EXTENSION
+from eo_mmcl.embed.windows import blend, tent_weights
 from eo_mmcl.errors import ConfigError, SourceError
-from eo_mmcl.export import EmbedConfig, EmbeddingModel, WindowGrid, export_embeddings
-from eo_mmcl.export import run as export_run
-from eo_mmcl.export.cog import Quantisation
-from eo_mmcl.export.preview import pca_preview
-from eo_mmcl.export.stac import PROJECTION_EXTENSION
-from eo_mmcl.export.windows import blend, tent_weights
+from eo_mmcl.objectives.train import run_training
 from eo_mmcl.simulate import SimulationConfig, simulate_scenes
-from eo_mmcl.tasks.train import run_training
-from eo_mmcl.tiling import TileConfig, tile_catalog
-from eo_mmcl.tiling.reader import RasterReader
+from eo_mmcl.tile import TileConfig, tile_catalog
+from eo_mmcl.tile.reader import RasterReader
 
 REPO = Path(__file__).resolve().parents[1]
 STRIDE, WINDOW, STEP = 8, 32, 16  # k = 2: every other output pixel is a window centre
@@ -180,7 +180,7 @@ def _window_embedding(
         {"image_s1": torch.from_numpy(s1[None]), "image_s2": torch.from_numpy(s2[None])}
     )
     with torch.no_grad():
-        return model.task.embed(batch)[key][0].numpy()
+        return model.module.embed(batch)[key][0].numpy()
 
 
 @pytest.mark.parametrize("key", ["s2", "joint"])
@@ -260,7 +260,7 @@ def test_xarray_and_torchgeo_open_the_rasters(exported: Path, exported_int8: Pat
 def test_cog_has_average_overviews(tmp_path: Path) -> None:
     from rasterio.crs import CRS
 
-    from eo_mmcl.export.cog import write_embedding_cog
+    from eo_mmcl.embed.cog import write_embedding_cog
 
     values = np.random.default_rng(0).normal(size=(3, 300, 300)).astype(np.float32)
     values[:, :10, :10] = np.nan
@@ -535,8 +535,8 @@ def test_a_copied_export_folder_resolves_inside_the_copy(exported: Path, tmp_pat
 KILLER = """
 import os, signal, sys
 from pathlib import Path
-from eo_mmcl.export import EmbedConfig, export_embeddings
-from eo_mmcl.export import blocks, run
+from eo_mmcl.embed import EmbedConfig, export_embeddings
+from eo_mmcl.embed import blocks, run
 run.BLOCK_S2_PX = 32  # 4 output px per block: 16 blocks
 real, done = blocks.run_block, []
 def killing(task):
@@ -732,7 +732,7 @@ def test_real_s2_scene_exports_s2_embeddings(
 
 
 def test_principal_components_match_a_full_svd() -> None:
-    from eo_mmcl.export.preview import principal_components
+    from eo_mmcl.embed.preview import principal_components
 
     rng = np.random.default_rng(0)
     pixels = (

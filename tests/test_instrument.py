@@ -11,15 +11,15 @@ import pandas as pd
 import pytest
 
 from eo_mmcl.catalog import build_catalog, folder_source
-from eo_mmcl.probes.instrument import MIN_COVERAGE, instrument_table
-from eo_mmcl.probes.survival import add_survival
-from eo_mmcl.probes.tasks import load_chip_labels
-from eo_mmcl.probes.truth import truth_ceilings
+from eo_mmcl.probe.instrument import MIN_COVERAGE, instrument_table
+from eo_mmcl.probe.survival import add_survival
+from eo_mmcl.probe.tasks import load_chip_labels
+from eo_mmcl.probe.truth import truth_ceilings
 from eo_mmcl.report.findings import comparison_sentences, findings, instrument_findings
 from eo_mmcl.report.formatting import format_main
 from eo_mmcl.report.tables import main_table, paired_difference
 from eo_mmcl.simulate import SimulationConfig, simulate_scenes
-from eo_mmcl.tiling import TileConfig, tile_catalog
+from eo_mmcl.tile import TileConfig, tile_catalog
 
 SEEDS = (0, 1, 2)
 CHANCE = 0.5

@@ -70,10 +70,10 @@ def _lint_imports(root: Path) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     ("module", "imports", "contract"),
     [
-        ("losses/_leak.py", "eo_mmcl.tasks.base", "losses import no objective"),
+        ("losses/_leak.py", "eo_mmcl.objectives.base", "losses import no objective"),
         ("simulate/_leak.py", "eo_mmcl.report", "stage packages in flow order"),
         ("geo/_leak.py", "eo_mmcl.cli", "nothing under eo_mmcl imports the command line"),
-        ("theory/_leak.py", "eo_mmcl.tasks.cross_self", "the theory lab imports no stage"),
+        ("theory/_leak.py", "eo_mmcl.objectives.cross_self", "the theory lab imports no stage"),
     ],
 )
 def test_import_contracts_fail_on_a_deliberate_violation(

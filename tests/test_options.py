@@ -13,11 +13,11 @@ from typer.testing import CliRunner
 
 from eo_mmcl.catalog.config import CatalogConfig
 from eo_mmcl.cli import app
-from eo_mmcl.export.config import EmbedConfig
+from eo_mmcl.embed.config import EmbedConfig
 from eo_mmcl.options import config_fields, config_options, docstring_args, first_sentence
-from eo_mmcl.probes.config import ProbeConfig
+from eo_mmcl.probe.config import ProbeConfig
 from eo_mmcl.simulate import SimulationConfig
-from eo_mmcl.tiling import TileConfig
+from eo_mmcl.tile import TileConfig
 
 runner = CliRunner()
 

@@ -120,7 +120,7 @@ def test_a_typo_in_train_args_is_refused_before_any_stage(tmp_path: Path) -> Non
 
 def test_the_train_stage_gives_lightningcli_typed_layers(tmp_path: Path) -> None:
     """Config file, then the pipeline's typed settings, then ``train.args``, each over the last."""
-    from eo_mmcl.tasks.train import check_training_args
+    from eo_mmcl.objectives.train import check_training_args
 
     tree = _tiny_tree(tmp_path / "run")
     tree["train"].update(

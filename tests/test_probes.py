@@ -17,8 +17,9 @@ from typer.testing import CliRunner
 
 from eo_mmcl.cli import app
 from eo_mmcl.errors import ConfigError, SourceError
+from eo_mmcl.objectives import CLIPObjective, SupervisedObjective
 from eo_mmcl.pipeline import load_pipeline_config
-from eo_mmcl.probes import (
+from eo_mmcl.probe import (
     ProbeConfig,
     add_survival,
     knn_probe,
@@ -32,9 +33,8 @@ from eo_mmcl.probes import (
     segmentation_probe,
     survival_ratio,
 )
-from eo_mmcl.probes.embeddings import find_embedding_tables
-from eo_mmcl.probes.segmentation import _pixel_features
-from eo_mmcl.tasks import CLIPTask, SupervisedTask
+from eo_mmcl.probe.embeddings import find_embedding_tables
+from eo_mmcl.probe.segmentation import _pixel_features
 
 SPLIT = np.array(["train"] * 120 + ["val"] * 40 + ["test"] * 40)
 
@@ -261,7 +261,7 @@ def test_probe_command_writes_the_tidy_table(probe_run: Path, probe_chips_dir: P
 
 
 def test_probe_fingerprint_follows_contents_not_times(tmp_path: Path) -> None:
-    from eo_mmcl.probes.run import _fingerprint
+    from eo_mmcl.probe.run import _fingerprint
 
     chips = tmp_path / "chips"
     chips.mkdir()
@@ -331,8 +331,8 @@ def test_export_and_probes_embed_chips_through_one_loop_into_one_table_format(
 ) -> None:
     import pyarrow.parquet as pq
 
-    from eo_mmcl.export.chips import chip_embeddings
-    from eo_mmcl.export.model import EmbeddingModel
+    from eo_mmcl.embed.chips import chip_embeddings
+    from eo_mmcl.embed.model import EmbeddingModel
 
     clip = next(
         c
@@ -428,7 +428,7 @@ def test_misalignment_study_sweeps_a_knob(tmp_path: Path) -> None:
 
 @pytest.mark.realdata
 def test_bigearthnet_multilabel_task_is_probed_with_map(realdata: Path, tmp_path: Path) -> None:
-    from eo_mmcl.tiling.bigearthnet import convert_bigearthnet
+    from eo_mmcl.tile.bigearthnet import convert_bigearthnet
     from tests.conftest import _checkpoint
 
     chips = tmp_path / "ben"
@@ -437,10 +437,12 @@ def test_bigearthnet_multilabel_task_is_probed_with_map(realdata: Path, tmp_path
     assert labels.tasks["bigearthnet19"].group == "R"
     assert labels.tasks["bigearthnet19"].kind == "multilabel"
     tiny = {"proj_dim": 8, "proj_hidden_dim": 16}
-    sup = SupervisedTask(num_classes={"bigearthnet19": 19}, multilabel=["bigearthnet19"], **tiny)
+    sup = SupervisedObjective(
+        num_classes={"bigearthnet19": 19}, multilabel=["bigearthnet19"], **tiny
+    )
     paths = [
         _checkpoint(sup, tmp_path / "sup.ckpt", chips),
-        _checkpoint(CLIPTask(**tiny), tmp_path / "clip.ckpt", chips),
+        _checkpoint(CLIPObjective(**tiny), tmp_path / "clip.ckpt", chips),
     ]
     run = run_probes(chips, paths, tmp_path / "p", ProbeConfig(seeds=1, probes=("linear", "knn")))
     table = run.table
@@ -502,7 +504,7 @@ def test_a_probe_run_killed_after_its_checkpoints_resumes_to_the_same_bytes(
     assert not (out / "probes.parquet").exists()
     done = sorted(p.name for p in (out / ".probe" / "jobs").glob("*.json"))
     assert done == ["checkpoint-000.json", "checkpoint-001.json"]
-    from eo_mmcl.probes import run as probe_module
+    from eo_mmcl.probe import run as probe_module
 
     embedded: list[str] = []
     real = probe_module.extract_embeddings

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from eo_mmcl.cli import app
-from eo_mmcl.probes.tasks import GROUPS
+from eo_mmcl.probe.tasks import GROUPS
 from eo_mmcl.report import depth_findings, depth_table, findings, main_table
 from eo_mmcl.report.findings import instrument_findings
 

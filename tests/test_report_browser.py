@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import rasterio
 
-from eo_mmcl.export.preview import pca_preview
+from eo_mmcl.embed.preview import pca_preview
 from eo_mmcl.report import build_report
 
 

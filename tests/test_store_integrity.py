@@ -15,15 +15,15 @@ from typer.testing import CliRunner
 from eo_mmcl.catalog import build_catalog, folder_source
 from eo_mmcl.cli import app
 from eo_mmcl.datamodules import ChipStoreDataset, PairedS1S2DataModule
+from eo_mmcl.embed.chips import chip_embeddings
+from eo_mmcl.embed.model import EmbeddingModel
 from eo_mmcl.errors import StoreIntegrityError
-from eo_mmcl.export.chips import chip_embeddings
-from eo_mmcl.export.model import EmbeddingModel
-from eo_mmcl.probes import load_chip_labels
-from eo_mmcl.probes.embeddings import extract_embeddings, load_objective
+from eo_mmcl.objectives import CLIPObjective
+from eo_mmcl.probe import load_chip_labels
+from eo_mmcl.probe.embeddings import extract_embeddings, load_objective
 from eo_mmcl.simulate import SimulationConfig, simulate_scenes
-from eo_mmcl.tasks import CLIPTask
-from eo_mmcl.tiling import TileConfig, tile_catalog
-from eo_mmcl.tiling.integrity import (
+from eo_mmcl.tile import TileConfig, tile_catalog
+from eo_mmcl.tile.integrity import (
     INTEGRITY_KEY,
     UnverifiedStoreWarning,
     check_store,
@@ -44,7 +44,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     tile_catalog(root / "catalog", root / "chips", config, workers=0)
     torch.manual_seed(0)
     checkpoint = _checkpoint(
-        CLIPTask(proj_dim=8, proj_hidden_dim=16), root / "clip.ckpt", root / "chips"
+        CLIPObjective(proj_dim=8, proj_hidden_dim=16), root / "clip.ckpt", root / "chips"
     )
     return {"catalog": root / "catalog", "chips": root / "chips", "checkpoint": checkpoint}
 

@@ -18,8 +18,14 @@ import torch
 from eo_mmcl.datamodules import PairedS1S2DataModule
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.losses import LossOutput
-from eo_mmcl.tasks import OBJECTIVES, CLIPTask, PairedViews, SupervisedTask, majority_labels
-from eo_mmcl.tasks.train import run_training
+from eo_mmcl.objectives import (
+    OBJECTIVES,
+    CLIPObjective,
+    PairedViews,
+    SupervisedObjective,
+    majority_labels,
+)
+from eo_mmcl.objectives.train import run_training
 from tests.conftest import _checkpoint, small_chip_store
 
 REPO = Path(__file__).resolve().parents[1]
@@ -138,13 +144,13 @@ def test_checkpoint_reloads_in_a_fresh_process(trained, chips_dir: Path, tmp_pat
     batch = {"image_s1": torch.randn(4, 2, 32, 32), "image_s2": torch.randn(4, 12, 32, 32)}
     torch.save(batch, tmp_path / "batch.pt")
     last = root / "checkpoints" / "last.ckpt"
-    model = CLIPTask.load_from_checkpoint(last, weights_only=True).eval()
+    model = CLIPObjective.load_from_checkpoint(last, weights_only=True).eval()
     with torch.no_grad():
         expected = model.embed(batch)["proj_joint"].numpy()
     code = (
         "import numpy as np, torch\n"
-        "from eo_mmcl.tasks import CLIPTask\n"
-        f"m = CLIPTask.load_from_checkpoint({str(last)!r}, weights_only=True).eval()\n"
+        "from eo_mmcl.objectives import CLIPObjective\n"
+        f"m = CLIPObjective.load_from_checkpoint({str(last)!r}, weights_only=True).eval()\n"
         f"b = torch.load({str(tmp_path / 'batch.pt')!r})\n"
         "with torch.no_grad():\n"
         f"    np.save({str(tmp_path / 'out.npy')!r}, m.embed(b)['proj_joint'].numpy())\n"
@@ -228,14 +234,14 @@ def test_resume_after_a_crash_reproduces_the_uninterrupted_run(
         )  # fmt: skip
 
     uninterrupted = fit(tmp_path / "a").model.state_dict()
-    step = CLIPTask.training_step
+    step = CLIPObjective.training_step
 
-    def crash(self: CLIPTask, batch: Any, batch_idx: int) -> Any:
+    def crash(self: CLIPObjective, batch: Any, batch_idx: int) -> Any:
         if self.current_epoch == 2 and batch_idx == 2:
             raise RuntimeError("killed")
         return step(self, batch, batch_idx)
 
-    monkeypatch.setattr(CLIPTask, "training_step", crash)
+    monkeypatch.setattr(CLIPObjective, "training_step", crash)
     with pytest.raises(RuntimeError, match="killed"):
         fit(tmp_path / "b")
     monkeypatch.undo()
@@ -255,7 +261,7 @@ def test_training_killed_in_a_subprocess_resumes_to_the_same_weights_and_probe_t
     chips_dir: Path, tmp_path: Path
 ) -> None:
     """``eo-mmcl train`` SIGKILLed during epoch 1, resumed: the same weights and probe scores."""
-    from eo_mmcl.probes import ProbeConfig, run_probes
+    from eo_mmcl.probe import ProbeConfig, run_probes
 
     def args(root: Path) -> list[str]:
         return [
@@ -309,7 +315,7 @@ def _untrained_oracle(chips_dir: Path, path: Path) -> Path:
     """An untrained oracle's checkpoint: the probes need one for their ceilings."""
     torch.manual_seed(0)
     classes = {"landcover": 6, "s1_unique": 2, "s2_unique": 2, "synergy": 2}
-    oracle = SupervisedTask(num_classes=classes, proj_dim=16, proj_hidden_dim=32)
+    oracle = SupervisedObjective(num_classes=classes, proj_dim=16, proj_hidden_dim=32)
     return _checkpoint(oracle, path, chips_dir)
 
 
@@ -355,7 +361,7 @@ def _quiet_trainer(**limits: Any) -> Any:
 
 
 def test_nan_loss_stops_training_with_a_clear_message(chips_dir: Path) -> None:
-    model = CLIPTask(proj_dim=8, proj_hidden_dim=16)
+    model = CLIPObjective(proj_dim=8, proj_hidden_dim=16)
 
     def nan_loss(batch):
         z = torch.zeros(2, 8, requires_grad=True)
@@ -386,7 +392,7 @@ def test_oracle_head_learns_a_cross_sensor_xor_only_with_a_hidden_layer(
     hidden: int, reaches: bool
 ) -> None:
     torch.manual_seed(0)
-    task = SupervisedTask(
+    task = SupervisedObjective(
         num_classes={"synergy": 2},
         head_hidden_dim=hidden,
         backbone="resnet10t",
@@ -412,14 +418,16 @@ def test_oracle_head_learns_a_cross_sensor_xor_only_with_a_hidden_layer(
     accuracy = float((head(joint[test]).argmax(1) == target[test]).float().mean())
     assert (accuracy > 0.95) == reaches, accuracy
     with pytest.raises(ConfigError, match="head_hidden_dim"):
-        SupervisedTask(num_classes={"synergy": 2}, head_hidden_dim=-1)
+        SupervisedObjective(num_classes={"synergy": 2}, head_hidden_dim=-1)
 
 
 def test_oracle_pixel_heads_learn_from_pixel_labels_and_skip_unlabelled_ones() -> None:
     torch.manual_seed(0)
     tiny = {"backbone": "resnet10t", "proj_dim": 8, "proj_hidden_dim": 16,
             "backbone_kwargs": {"channels": [8, 8, 8, 16], "stem_width": 8}}  # fmt: skip
-    task = SupervisedTask(num_classes={"landcover": 3}, head_hidden_dim=8, pixel_heads=True, **tiny)
+    task = SupervisedObjective(
+        num_classes={"landcover": 3}, head_hidden_dim=8, pixel_heads=True, **tiny
+    )
     batch = {
         "image_s1": torch.randn(4, task.hparams["s1_channels"], 32, 32),
         "image_s2": torch.randn(4, task.hparams["s2_channels"], 32, 32),
@@ -434,7 +442,7 @@ def test_oracle_pixel_heads_learn_from_pixel_labels_and_skip_unlabelled_ones() -
     unlabelled = {**batch, "mask_landcover": torch.full((4, 32, 32), 255)}
     assert float(task.compute_loss(unlabelled)[0].terms["pixel_landcover"]) == 0.0
     # Chip heads only, as before, unless asked: old checkpoints load unchanged.
-    assert not hasattr(SupervisedTask(num_classes={"landcover": 3}, **tiny), "pixel_head")
+    assert not hasattr(SupervisedObjective(num_classes={"landcover": 3}, **tiny), "pixel_head")
 
 
 def test_views_share_geometry_across_modalities() -> None:
@@ -449,7 +457,7 @@ def test_views_share_geometry_across_modalities() -> None:
 
 @pytest.mark.parametrize("objective", ["clip", "coral", "decur"])
 def test_the_predict_step_returns_what_it_is_asked_from_one_backbone_pass(objective: str) -> None:
-    from eo_mmcl.tasks.base import PredictOutputs
+    from eo_mmcl.objectives.base import PredictOutputs
 
     torch.manual_seed(0)
     task = OBJECTIVES[objective](proj_dim=8, proj_hidden_dim=16).eval()
@@ -476,7 +484,7 @@ def test_the_predict_step_returns_what_it_is_asked_from_one_backbone_pass(object
 def test_data_wait_monitor_accounts_wait_and_compute(monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
-    from eo_mmcl.tasks import callbacks
+    from eo_mmcl.objectives import callbacks
 
     clock = iter([0.0, 1.0, 1.5, 4.0, 4.5, 10.0, 10.5, 11.0])  # start/end of four batches
     monkeypatch.setattr(callbacks.time, "perf_counter", lambda: next(clock))
@@ -505,7 +513,7 @@ def test_channels_last_training_keeps_the_numbers(chips_dir: Path) -> None:
     losses, layouts = {}, {}
     for channels_last in (True, False):
         seed_everything(0)
-        model = CLIPTask(proj_dim=8, proj_hidden_dim=16, channels_last=channels_last)
+        model = CLIPObjective(proj_dim=8, proj_hidden_dim=16, channels_last=channels_last)
         trainer = _quiet_trainer(max_steps=3, limit_val_batches=0)
         dm = PairedS1S2DataModule(chips_dir, batch_size=8, augment=False)
         trainer.fit(model, dm)
@@ -523,7 +531,7 @@ def test_the_oracle_reads_its_heads_from_the_chip_store(tmp_path: Path) -> None:
     cli = run_training(
         [
             "--config", str(REPO / "tests" / "conf" / "clip_tiny.yaml"),
-            "--model", "eo_mmcl.tasks.SupervisedTask",
+            "--model", "eo_mmcl.objectives.SupervisedObjective",
             "--model.init_args.proj_dim", "8",
             "--model.init_args.proj_hidden_dim", "16",
             "--data.chips_dir", str(chips),
@@ -533,7 +541,7 @@ def test_the_oracle_reads_its_heads_from_the_chip_store(tmp_path: Path) -> None:
             "--trainer.default_root_dir", str(tmp_path / "run"),
         ]
     )  # fmt: skip
-    assert isinstance(cli.model, SupervisedTask)
+    assert isinstance(cli.model, SupervisedObjective)
     # No config names the classes: three per unique attribute come from the store itself.
     assert cli.model.num_classes == {"landcover": 6, "s1_unique": 3, "s2_unique": 3, "synergy": 3}
     assert cli.trainer.global_step >= 1  # and it trains on them

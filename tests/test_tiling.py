@@ -16,9 +16,9 @@ from rasterio.windows import Window
 from eo_mmcl.catalog import CatalogConfig, build_catalog, folder_source
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.simulate import SimulationConfig, simulate_scenes
-from eo_mmcl.tiling import TileConfig, open_store, store_metadata, tile_catalog
-from eo_mmcl.tiling import tile as tile_module
-from eo_mmcl.tiling.integrity import check_store
+from eo_mmcl.tile import TileConfig, open_store, store_metadata, tile_catalog
+from eo_mmcl.tile import tile as tile_module
+from eo_mmcl.tile.integrity import check_store
 
 CONFIG = TileConfig(chip_size=32, split_block=3, max_cloud=0.2, chips_per_chunk=8)
 
@@ -285,7 +285,7 @@ def test_real_s2_scene_tiles_s2_only(realdata: Path, tmp_path: Path) -> None:
 @pytest.mark.realdata
 def test_bigearthnet_converts_to_the_same_layout(realdata: Path, tmp_path: Path) -> None:
     from eo_mmcl.datamodules import ChipStoreDataset
-    from eo_mmcl.tiling.bigearthnet import BIGEARTHNET19_CLASSES, convert_bigearthnet
+    from eo_mmcl.tile.bigearthnet import BIGEARTHNET19_CLASSES, convert_bigearthnet
 
     result = convert_bigearthnet(realdata / "bigearthnet_v2_sample", tmp_path / "ben")
     assert result.manifest["counts"]["chips"] == 24
@@ -304,7 +304,7 @@ def test_bigearthnet_converts_to_the_same_layout(realdata: Path, tmp_path: Path)
 def test_chunk_reader_memory_maps_raw_chunks_and_matches_zarr(
     chips_dir: Path, tmp_path: Path
 ) -> None:
-    from eo_mmcl.tiling.chunks import ChunkReader
+    from eo_mmcl.tile.chunks import ChunkReader
 
     group = open_store(chips_dir)
     for name in ("s2", "s1", "valid", "landcover"):

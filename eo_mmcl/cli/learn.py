@@ -16,7 +16,7 @@ from eo_mmcl.console import (
     err_console,
     reports_errors,
 )
-from eo_mmcl.export.config import EmbedConfig
+from eo_mmcl.embed.config import EmbedConfig
 from eo_mmcl.options import config_options
 
 
@@ -29,8 +29,8 @@ def train(ctx: typer.Context) -> None:
     decur, comm, coral, supervised. Checkpoints keep the config, the band lists and the
     normalisation statistics.
     """
-    from eo_mmcl.tasks.callbacks import last_checkpoint
-    from eo_mmcl.tasks.train import run_training
+    from eo_mmcl.objectives.callbacks import last_checkpoint
+    from eo_mmcl.objectives.train import run_training
 
     cli = run_training(ctx.args)
     trainer = cli.trainer
@@ -65,7 +65,7 @@ def embed(
     triangular weights between window centres; one COG per scene and embedding, a STAC catalog
     (OUT_DIR/catalog.json), chip tables and embed_manifest.json (written last). Resumable.
     """
-    from eo_mmcl.export import export_embeddings
+    from eo_mmcl.embed import export_embeddings
 
     config = EmbedConfig(**settings)
     start = time.perf_counter()

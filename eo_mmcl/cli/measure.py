@@ -10,7 +10,7 @@ from rich.table import Table
 
 from eo_mmcl.console import console, err_console, reports_errors
 from eo_mmcl.options import config_options
-from eo_mmcl.probes.config import PROBES, ProbeConfig, parse_keys
+from eo_mmcl.probe.config import PROBES, ProbeConfig, parse_keys
 
 
 @reports_errors
@@ -58,7 +58,7 @@ def probe(
     wrong-sensor score, floor, readable, separable), the settings in probe_meta.json and the
     inputs of the report's maps. Give one checkpoint per objective and training seed.
     """
-    from eo_mmcl.probes import run_probes
+    from eo_mmcl.probe import run_probes
 
     config = ProbeConfig(
         probes=tuple(p.strip() for p in probes.split(",") if p.strip()),
@@ -79,7 +79,7 @@ def probe(
         console.print(f"{output} is complete; nothing to do (use --force to probe again)")
     import pandas as pd
 
-    from eo_mmcl.probes.run import INSTRUMENT_TABLE
+    from eo_mmcl.probe.run import INSTRUMENT_TABLE
 
     table = result.table
     instrument = pd.read_parquet(output / INSTRUMENT_TABLE)

@@ -21,7 +21,7 @@ from eo_mmcl.console import (
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.options import config_options
 from eo_mmcl.simulate.config import SimulationConfig
-from eo_mmcl.tiling.config import TileConfig
+from eo_mmcl.tile.config import TileConfig
 
 
 def _output_folder(output: Path | None, positional: Path | None, command: str) -> Path:
@@ -165,18 +165,18 @@ def tile(
     it stopped; a complete store is left alone unless --force.
     """
     if verify is not None:
-        from eo_mmcl.tiling.integrity import check_store, raise_if_damaged
+        from eo_mmcl.tile.integrity import check_store, raise_if_damaged
 
         check = check_store(verify, digests=True)
         console.print(check.summary())
         raise_if_damaged(check)
         return
     if from_bigearthnet_lmdb is not None:
-        from eo_mmcl.tiling.bigearthnet import convert_bigearthnet
+        from eo_mmcl.tile.bigearthnet import convert_bigearthnet
 
         result = convert_bigearthnet(from_bigearthnet_lmdb, output, force=force)
     else:
-        from eo_mmcl.tiling import tile_catalog
+        from eo_mmcl.tile import tile_catalog
 
         if catalog_dir is None:
             raise typer.BadParameter("give CATALOG_DIR or --from-bigearthnet-lmdb")

@@ -28,7 +28,7 @@ from eo_mmcl.datamodules.torchgeo_compat import (
     query_slices,
     set_time_interval,
 )
-from eo_mmcl.tiling.reader import RasterReader, RasterSpec
+from eo_mmcl.tile.reader import RasterReader, RasterSpec
 
 #: Polarisations in ``image_s1``, in order (as in the chip store).
 S1_SAMPLE_BANDS: tuple[str, ...] = S1_BANDS[:2]
@@ -127,7 +127,7 @@ class S1ImageDataset(CatalogRasterDataset):
     """Sentinel-1 sigma0 in dB as float32 ``image_s1``, resampled in linear power.
 
     Only the pixel read differs from torchgeo's: :meth:`_merge_files` reprojects with the chip
-    store's :class:`~eo_mmcl.tiling.reader.RasterReader` (GDAL warper, bilinear, in linear
+    store's :class:`~eo_mmcl.tile.reader.RasterReader` (GDAL warper, bilinear, in linear
     power, NaN for no data). The file's nodata must be NaN (dB has no spare finite value).
     """
 

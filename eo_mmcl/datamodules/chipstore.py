@@ -17,8 +17,8 @@ from torchgeo.datasets import NonGeoDataset
 
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.io.tables import read_table
-from eo_mmcl.tiling.chunks import ChunkReader
-from eo_mmcl.tiling.store import INDEX_FILE, SPLITS, open_store, store_metadata
+from eo_mmcl.tile.chunks import ChunkReader
+from eo_mmcl.tile.store import INDEX_FILE, SPLITS, open_store, store_metadata
 
 #: Chunks the sampler shuffles together and the dataset keeps in memory per array.
 CHUNKS_PER_WINDOW = 4

@@ -31,7 +31,7 @@ Four choices differ from a plain ``s2 & s1`` over folders, each for a reason:
   resolution from the lower-left corner of an index footprint. The shared S1/S2 footprint
   starts on the S1 grid, so it is shrunk to whole S2 pixels: S2, label and cloud patches are
   then read without any resampling (bit-identical to a direct read of the file).
-* **S1 is resampled in linear power.** S1 is read with :class:`eo_mmcl.tiling.reader.RasterReader`
+* **S1 is resampled in linear power.** S1 is read with :class:`eo_mmcl.tile.reader.RasterReader`
   (the chip store's reader): the GDAL warper reprojects sigma0 from the S1 grid onto the patch
   bilinearly in linear power, ``10 ** (dB / 10)``, and converts back to dB, so both modes give
   the same S1 values for the same window. torchgeo's own path (``WarpedVRT`` + ``rasterio.merge``)
@@ -72,7 +72,7 @@ from eo_mmcl.datamodules.paired_dataset import PairedRasterDataset, PairRasters
 from eo_mmcl.datamodules.torchgeo_compat import intersect
 from eo_mmcl.errors import SourceError
 from eo_mmcl.io.tables import read_table
-from eo_mmcl.tiling.store import INDEX_FILE, SPLITS
+from eo_mmcl.tile.store import INDEX_FILE, SPLITS
 
 
 def _utc_naive(value: Any) -> pd.Timestamp:

@@ -1,4 +1,4 @@
-"""Run independent tasks on Dask distributed, or in this process.
+"""Run independent jobs on Dask distributed, or in this process.
 
 The stages that split work by window or by output tile (tiling, embedding export) share this:
 a LocalCluster of worker processes by default, an existing scheduler for a cluster, or no Dask
@@ -14,30 +14,30 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def run_tasks(
+def map_jobs(
     func: Callable[[T], Any],
-    tasks: Sequence[T],
+    jobs: Sequence[T],
     workers: int | None,
     scheduler: str | None,
     on_done: Callable[[], None],
 ) -> None:
-    """Run ``func`` on every task; call ``on_done`` as each finishes (in completion order).
+    """Run ``func`` on every job; call ``on_done`` as each finishes (in completion order).
 
     Args:
         func: A picklable module-level function.
-        tasks: Picklable task descriptions.
+        jobs: Picklable job descriptions.
         workers: LocalCluster worker processes (default: one per CPU); 0 runs in this process.
         scheduler: Address of an existing Dask scheduler (overrides ``workers``).
-        on_done: Called once per finished task (progress bars).
+        on_done: Called once per finished job (progress bars).
 
     Raises:
-        Exception: The first error of a task, re-raised here.
+        Exception: The first error of a job, re-raised here.
     """
-    if not tasks:
+    if not jobs:
         return
     if scheduler is None and workers == 0:
-        for task in tasks:
-            func(task)
+        for job in jobs:
+            func(job)
             on_done()
         return
     from distributed import Client, LocalCluster, as_completed
@@ -52,7 +52,7 @@ def run_tasks(
         )
     client = Client(scheduler if scheduler is not None else cluster)
     try:
-        for future in as_completed(client.map(func, tasks, pure=False)):
+        for future in as_completed(client.map(func, jobs, pure=False)):
             future.result()  # re-raise a worker's error here
             on_done()
     finally:

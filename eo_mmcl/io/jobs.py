@@ -11,7 +11,7 @@ Once the stage has written its final outputs, its completion record (``tile_mani
 ``embed_manifest.json``, ...) is written last, with the same fingerprint: a folder whose record
 matches today's fingerprint is finished and skipped.
 
-Jobs run in this process or on Dask distributed (:func:`eo_mmcl.io.cluster.run_tasks`).
+Jobs run in this process or on Dask distributed (:func:`eo_mmcl.io.cluster.map_jobs`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any, Final, Generic, TypeVar
 from eo_mmcl import __version__
 from eo_mmcl.errors import SourceError
 from eo_mmcl.io.atomic import atomic_output
-from eo_mmcl.io.cluster import run_tasks
+from eo_mmcl.io.cluster import map_jobs
 
 T = TypeVar("T")
 
@@ -220,7 +220,7 @@ class JobLedger:
             for job in jobs
             if not self.is_done(job_id(job))
         ]
-        run_tasks(run_marked, pending, workers, scheduler, on_done)
+        map_jobs(run_marked, pending, workers, scheduler, on_done)
         return len(jobs) - len(pending)
 
 

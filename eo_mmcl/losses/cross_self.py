@@ -16,7 +16,7 @@ class CrossSelfLoss(nn.Module):
     ``total = InfoNCE(z1_a, z2_a) + self_weight * (NTXent(z1_a, z1_b) + NTXent(z2_a, z2_b))``:
     the cross-modal term (symmetric InfoNCE) on view a of both modalities, and NT-Xent between
     the two views of each modality. The one composition of the raster objective
-    (:class:`eo_mmcl.tasks.CrossSelfTask`) and of the theory lab's vector one.
+    (:class:`eo_mmcl.objectives.CrossSelfObjective`) and of the theory lab's vector one.
 
     Args:
         temperature: Temperature of all three terms.

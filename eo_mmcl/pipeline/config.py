@@ -23,14 +23,14 @@ from pydantic import (
 )
 
 from eo_mmcl.catalog.config import CatalogConfig
+from eo_mmcl.embed.config import EmbedConfig
 from eo_mmcl.errors import ConfigError
-from eo_mmcl.export.config import EmbedConfig
-from eo_mmcl.probes.config import ProbeConfig
+from eo_mmcl.probe.config import ProbeConfig
 from eo_mmcl.simulate import SimulationConfig
-from eo_mmcl.tiling import TileConfig
+from eo_mmcl.tile import TileConfig
 
 if TYPE_CHECKING:
-    from eo_mmcl.tasks.train import TrainingRun
+    from eo_mmcl.objectives.train import TrainingRun
 
 #: A stage's name; ``--from``/``--until``/``--force`` take these.
 StageName = Literal["simulate", "catalog", "tile", "train", "embed", "probe", "report"]
@@ -146,7 +146,7 @@ class TrainSection(_Section):
             The run: the objective's config, these settings over it, then ``args`` and the
             objective's ``objective_args``.
         """
-        from eo_mmcl.tasks.train import TrainingRun  # torch: only when needed
+        from eo_mmcl.objectives.train import TrainingRun  # torch: only when needed
 
         settings = {
             "seed_everything": seed,
@@ -183,7 +183,7 @@ class TrainSection(_Section):
     @field_validator("objectives")
     @classmethod
     def _known_objectives(cls, value: list[str]) -> list[str]:
-        from eo_mmcl.tasks import OBJECTIVES  # heavy import, only when a config names them
+        from eo_mmcl.objectives import OBJECTIVES  # heavy import, only when a config names them
 
         unknown = sorted(set(value) - set(OBJECTIVES))
         if unknown:
@@ -265,7 +265,7 @@ class PipelineConfig(_Section):
         Raises:
             ConfigError: Naming the key and LightningCLI's complaint.
         """
-        from eo_mmcl.tasks.train import check_training_args  # torch: only when needed
+        from eo_mmcl.objectives.train import check_training_args  # torch: only when needed
 
         for objective in self.train.objectives:
             extra = self.train.objective_args.get(objective, [])
@@ -298,7 +298,7 @@ class PipelineConfig(_Section):
                 raise ConfigError(f"train.objective_args: objectives {unknown} are not trained")
             self._check_training_args(base)
         if "embed" in self.stages:
-            from eo_mmcl.tasks.checkpoint import checkpoint_meta  # torch: only when needed
+            from eo_mmcl.objectives.checkpoint import checkpoint_meta  # torch: only when needed
 
             for name, path in self.embed.checkpoints.items():
                 if not (base / path).is_file():

@@ -26,7 +26,7 @@ from eo_mmcl.io.jobs import JobLedger
 from eo_mmcl.pipeline.config import PipelineConfig
 
 if TYPE_CHECKING:
-    from eo_mmcl.tasks.train import TrainingRun
+    from eo_mmcl.objectives.train import TrainingRun
 
 log = logging.getLogger("eo_mmcl.pipeline")
 
@@ -139,7 +139,7 @@ def run_catalog(ctx: StageContext) -> dict[str, Any]:
 
 def run_tile(ctx: StageContext) -> dict[str, Any]:
     """Tile the catalog into the chip store (Dask distributed)."""
-    from eo_mmcl.tiling import tile_catalog
+    from eo_mmcl.tile import tile_catalog
 
     section = ctx.config.tile
 
@@ -219,7 +219,7 @@ def run_train(ctx: StageContext) -> dict[str, Any]:
 
 def _train_one(ctx: StageContext, objective: str, seed: int) -> dict[str, Any]:
     """One objective at one seed (one job): resumed from ``last.ckpt`` when killed midway."""
-    from eo_mmcl.tasks.train import check_training_args, run_training
+    from eo_mmcl.objectives.train import check_training_args, run_training
 
     out_dir = run_folder(ctx.folder, objective, seed)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -262,7 +262,7 @@ def run_embed(ctx: StageContext) -> dict[str, Any]:
 
     Each trained objective is exported from its first training seed's checkpoint.
     """
-    from eo_mmcl.export import export_embeddings
+    from eo_mmcl.embed import export_embeddings
 
     section = ctx.config.embed
     trained = checkpoints(ctx.stage_dir("train"), ctx.config.train.objectives, ctx.config)
@@ -298,7 +298,7 @@ def run_embed(ctx: StageContext) -> dict[str, Any]:
 
 def run_probe(ctx: StageContext) -> dict[str, Any]:
     """Probe every task of the chip store on every trained objective's embeddings, every seed."""
-    from eo_mmcl.probes.run import run_probes
+    from eo_mmcl.probe.run import run_probes
 
     section = ctx.config.probe
     trained = checkpoints(ctx.stage_dir("train"), ctx.config.train.objectives, ctx.config)

@@ -12,8 +12,8 @@ import pandas as pd
 from eo_mmcl.errors import ConfigError
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.pipeline.config import PipelineConfig, load_pipeline_config, validate_pipeline
-from eo_mmcl.probes.run import PROBE_TABLE
-from eo_mmcl.probes.survival import best_per_group, summarise
+from eo_mmcl.probe.run import PROBE_TABLE
+from eo_mmcl.probe.survival import best_per_group, summarise
 
 #: Knobs a misalignment study can sweep: the simulator field and the bias it stands for.
 KNOBS = {

@@ -11,8 +11,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from eo_mmcl.probes.survival import ORACLE
-from eo_mmcl.probes.tasks import GROUP_NAMES
+from eo_mmcl.probe.survival import ORACLE
+from eo_mmcl.probe.tasks import GROUP_NAMES
 from eo_mmcl.report.tables import (
     PRESERVING,
     REFERENCES,

@@ -20,7 +20,7 @@ import rasterio
 from rasterio.warp import transform_bounds
 
 from eo_mmcl.io.tables import read_table
-from eo_mmcl.tiling.store import INDEX_FILE
+from eo_mmcl.tile.store import INDEX_FILE
 
 #: Leaflet's version, as bundled in ``eo_mmcl/report/assets``.
 LEAFLET_VERSION = "1.9.4"

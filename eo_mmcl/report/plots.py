@@ -16,7 +16,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import confusion_matrix
 
 from eo_mmcl.io.atomic import atomic_output
-from eo_mmcl.probes.tasks import GROUP_NAMES
+from eo_mmcl.probe.tasks import GROUP_NAMES
 from eo_mmcl.report.tables import MainTable
 
 NODATA = 255

@@ -16,9 +16,9 @@ from markupsafe import Markup, escape
 
 from eo_mmcl.errors import SourceError
 from eo_mmcl.io.atomic import atomic_output
-from eo_mmcl.probes.embeddings import RANDOM_INIT
-from eo_mmcl.probes.instrument import instrument_table
-from eo_mmcl.probes.run import (
+from eo_mmcl.probe.embeddings import RANDOM_INIT
+from eo_mmcl.probe.instrument import instrument_table
+from eo_mmcl.probe.run import (
     CHIPS_FILE,
     INSTRUMENT_TABLE,
     LABELS_FILE,
@@ -27,7 +27,7 @@ from eo_mmcl.probes.run import (
     PROBE_TABLE,
     SEGMENTATION_FILE,
 )
-from eo_mmcl.probes.tasks import GROUP_NAMES
+from eo_mmcl.probe.tasks import GROUP_NAMES
 from eo_mmcl.report import plots
 from eo_mmcl.report.findings import (
     comparison_sentences,

@@ -1,7 +1,7 @@
 """The report's tables: instrument verdicts, the main table and its cells, paired comparisons.
 
 Every number here comes from the tidy probe table. The cell shown per objective and group is
-chosen on validation (:func:`eo_mmcl.probes.survival.best_per_group`); error bars are standard
+chosen on validation (:func:`eo_mmcl.probe.survival.best_per_group`); error bars are standard
 deviations over training seeds; a comparison between two objectives is paired by training seed
 and claimed only where the mean paired difference exceeds two standard errors. Nothing is
 claimed on a group whose task the instrument table marks not readable, and no ranking on one
@@ -17,10 +17,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from eo_mmcl.probes.embeddings import BAND_STATISTICS
-from eo_mmcl.probes.instrument import instrument_table
-from eo_mmcl.probes.survival import ORACLE, best_per_group, per_train_seed, summarise
-from eo_mmcl.probes.tasks import GROUPS
+from eo_mmcl.probe.embeddings import BAND_STATISTICS
+from eo_mmcl.probe.instrument import instrument_table
+from eo_mmcl.probe.survival import ORACLE, best_per_group, per_train_seed, summarise
+from eo_mmcl.probe.tasks import GROUPS
 
 #: Rows that are neither trained objectives nor floors: learning-free references.
 REFERENCES = (BAND_STATISTICS,)
@@ -110,7 +110,7 @@ def measurable_cells(summary: pd.DataFrame, verdicts: dict[tuple[str, str], str]
     is chosen on validation as before.
 
     Args:
-        summary: Output of :func:`~eo_mmcl.probes.survival.summarise`.
+        summary: Output of :func:`~eo_mmcl.probe.survival.summarise`.
         verdicts: ``readable``, ``not separable`` or ``not readable`` per (task, metric).
 
     Returns:
