@@ -47,6 +47,8 @@ def current_name(name: str) -> str | None:
     Returns:
         The new name, or ``None`` if ``name`` is not under a renamed package.
     """
+    if name in RENAMED_MODULES:  # ``from eo_mmcl.tiling import tile`` asks for eo_mmcl.tile.tile
+        return RENAMED_MODULES[name]
     for old, new in RENAMED_PACKAGES.items():
         if name == old or name.startswith(old + "."):
             renamed = new + name[len(old) :]
@@ -166,11 +168,13 @@ class RenamedPackageFinder(importlib.abc.MetaPathFinder):
         new = current_name(fullname)
         if new is None:
             return None
-        old_package = next(p for p in RENAMED_PACKAGES if fullname.split(".")[:2] == p.split("."))
+        old_package = next(
+            (p for p in RENAMED_PACKAGES if fullname.split(".")[:2] == p.split(".")), fullname
+        )
         if old_package not in self.warned:
             self.warned.add(old_package)
             warnings.warn(
-                f"{old_package} is now {RENAMED_PACKAGES[old_package]}; the old name is "
+                f"{old_package} is now {RENAMED_PACKAGES.get(old_package, new)}; the old name is "
                 "deprecated and will be removed",
                 DeprecationWarning,
                 stacklevel=2,

@@ -73,12 +73,16 @@ def test_old_names_warn_once_per_package_and_load_nothing_twice() -> None:
         import eo_mmcl.tiling.pairs
         from eo_mmcl.tile.store import open_store as new
         print("identical", open_store is new)
+        from eo_mmcl.tiling import tile
+        import eo_mmcl.tile.run
+        print("module", tile is eo_mmcl.tile.run)
         modules = {id(m): m for m in list(sys.modules.values())}  # old names: the same objects
         files = [m.__file__ for m in modules.values() if getattr(m, "__file__", None)]
         print("copies", len(files) - len(set(files)))
         """
     )
     assert "identical True" in out
+    assert "module True" in out
     assert "copies 0" in out  # no source file was executed under two names
     assert out.count("eo_mmcl.tiling is now eo_mmcl.tile") == 1
 

@@ -17,7 +17,7 @@ from eo_mmcl.catalog import CatalogConfig, build_catalog, folder_source
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.simulate import SimulationConfig, simulate_scenes
 from eo_mmcl.tile import TileConfig, open_store, store_metadata, tile_catalog
-from eo_mmcl.tile import tile as tile_module
+from eo_mmcl.tile import run as tile_module
 from eo_mmcl.tile.integrity import check_store
 
 CONFIG = TileConfig(chip_size=32, split_block=3, max_cloud=0.2, chips_per_chunk=8)
@@ -159,11 +159,11 @@ def test_a_failed_rebuild_keeps_the_earlier_store_byte_for_byte(
     before = _file_bytes(out)
     original, calls = tile_module.worker.run_tile_job, []
 
-    def fails_on_the_third(task: tile_module.TileJob) -> dict:
-        calls.append(task.task_id)
+    def fails_on_the_third(job: tile_module.TileJob) -> dict:
+        calls.append(job.number)
         if len(calls) == 3:
             raise OSError(28, "No space left on device")
-        return original(task)
+        return original(job)
 
     with monkeypatch.context() as patch:
         patch.setattr(tile_module.worker, "run_tile_job", fails_on_the_third)
