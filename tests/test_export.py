@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -535,6 +536,7 @@ def test_a_copied_export_folder_resolves_inside_the_copy(exported: Path, tmp_pat
 KILLER = """
 import os, signal, sys
 from pathlib import Path
+from typing import Any
 from eo_mmcl.embed import EmbedConfig, export_embeddings
 from eo_mmcl.embed import blocks, run
 run.BLOCK_S2_PX = 32  # 4 output px per block: 16 blocks
@@ -636,6 +638,48 @@ def test_cli_embed_reports_bad_input_in_one_line(world: dict[str, Path], tmp_pat
         result = runner.invoke(app, [*args, option, "0"])
         assert result.exit_code == 2 and f"{option} must be >= 1, got 0" in result.output
         assert len(result.output.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without a GPU")
+@pytest.mark.parametrize("command", ["embed", "probe"])
+def test_an_accelerator_not_there_is_refused_before_any_work(
+    world: dict[str, Path], tmp_path: Path, command: str
+) -> None:
+    out = tmp_path / "o"
+    if command == "embed":
+        args = ["embed", str(world["ckpt"]), str(world["catalog"]), "-o", str(out)]
+    else:
+        args = ["probe", "--chips", str(world["chips"]), "--checkpoint", str(world["ckpt"])]
+        args += ["-o", str(out)]
+    runner = CliRunner()
+    result = runner.invoke(app, [*args, "--accelerator", "gpu", "--quiet"])
+    assert result.exit_code == 2, result.output
+    (line,) = result.output.strip().splitlines()
+    assert "--accelerator gpu: not available here" in line
+    result = runner.invoke(app, [*args, "--accelerator", "tpu2", "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "--accelerator must be one of" in result.output and "'tpu2'" in result.output
+    assert not out.exists()
+
+
+def test_the_accelerator_option_reaches_the_predict_loop(
+    world: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from eo_mmcl.embed import predict
+
+    used: list[str] = []
+    build = predict._trainer
+
+    def recording(accelerator: str, *args: Any) -> Any:
+        used.append(accelerator)
+        return build("cpu", *args)
+
+    monkeypatch.setattr(predict, "_trainer", recording)
+    _export(world, tmp_path / "cpu", accelerator="cpu", modality="s2")
+    assert used and set(used) == {"cpu"}  # the check before work, each block, the chip tables
+    used.clear()
+    _export(world, tmp_path / "auto", modality="s2")
+    assert used and set(used) == {"auto"}  # the default: a GPU where there is one
 
 
 def test_a_raster_deleted_before_embed_is_named_in_one_line(

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from eo_mmcl.console import console, err_console, reports_errors
+from eo_mmcl.console import ProgressSwitch, console, err_console, reports_errors
 from eo_mmcl.options import config_options
 from eo_mmcl.probe.config import PROBES, ProbeConfig, parse_keys
 
@@ -47,6 +47,7 @@ def probe(
         Path | None, typer.Option(help="Simulator output folder: its knobs go into the report.")
     ] = None,
     force: Annotated[bool, typer.Option(help="Probe again even if the run is complete.")] = False,
+    progress: ProgressSwitch = True,
 ) -> None:
     """Probe frozen embeddings: how much R, U1, U2 and S information survives per objective.
 
@@ -73,7 +74,9 @@ def probe(
         embeddings_dir=embeddings,
         scenes_dir=scenes,
         force=force,
-        log=lambda message: err_console.print(f"[dim]{message}[/dim]"),
+        log=(lambda message: err_console.print(f"[dim]{message}[/dim]"))
+        if progress
+        else (lambda message: None),
     )
     if result.reused:
         console.print(f"{output} is complete; nothing to do (use --force to probe again)")

@@ -64,6 +64,7 @@ class BlockJob:
         block_dir: Folder of this scene's block files.
         batch_size: Windows per forward pass.
         torch_threads: Torch intra-op threads (0: leave as is).
+        accelerator: Lightning accelerator of the predict loop.
     """
 
     scene: Scene
@@ -74,6 +75,7 @@ class BlockJob:
     block_dir: str
     batch_size: int
     torch_threads: int = 0
+    accelerator: str = "auto"
 
     @property
     def block_id(self) -> str:
@@ -163,7 +165,9 @@ def embed_block(job: BlockJob) -> dict[str, np.ndarray]:
         pixels["s1"], valid["s1"] = s1, np.all(np.isfinite(s1), axis=0)
     views = {m: window_views(a, grid.window, grid.step, n_rows, n_cols) for m, a in pixels.items()}
     loader = window_loader(views, model.normaliser(job.keys, "s1" in views), job.batch_size)
-    lattices = predict_embeddings(model.module, loader, PredictOutputs(keys=job.keys))
+    lattices = predict_embeddings(
+        model.module, loader, PredictOutputs(keys=job.keys), accelerator=job.accelerator
+    )
     row_w = tent_weights(row0, rows, ri0, ri1, grid.k)
     col_w = tent_weights(col0, cols, ci0, ci1, grid.k)
     s = grid.stride

@@ -36,6 +36,7 @@ def chip_embeddings(
     keys: Sequence[str],
     out_paths: dict[str, Path],
     batch_size: int = 64,
+    accelerator: str = "auto",
 ) -> dict[str, Path]:
     """Embed every chip of a store and write one GeoParquet per embedding key.
 
@@ -45,6 +46,7 @@ def chip_embeddings(
         keys: Embedding keys.
         out_paths: Output path per key.
         batch_size: Chips per forward pass.
+        accelerator: Lightning accelerator of the predict loop.
 
     Returns:
         The written paths per key.
@@ -58,7 +60,9 @@ def chip_embeddings(
     store = ChipStoreDataset(chips_dir, split=None, tasks=(), modalities=modalities)
     normalise = model.normaliser(keys, "s1" in modalities)
     loader = chip_loader(store, range(len(store)), normalise, batch_size)
-    values = predict_embeddings(model.module, loader, PredictOutputs(keys=tuple(keys)))
+    values = predict_embeddings(
+        model.module, loader, PredictOutputs(keys=tuple(keys)), accelerator=accelerator
+    )
     written = {}
     for key in keys:
         embedding = values.get(key, np.zeros((0, 0), np.float32))  # absent: no chip at all

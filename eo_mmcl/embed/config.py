@@ -11,6 +11,9 @@ from dataclasses import dataclass, replace
 from eo_mmcl.embed.cog import UINT8_NODATA, resolve_dtype
 from eo_mmcl.errors import ConfigError
 
+#: Lightning accelerators the predict loop (export and probes) can run on.
+ACCELERATORS = ("auto", "cpu", "gpu", "cuda", "mps")
+
 
 @dataclass(frozen=True)
 class EmbedConfig:
@@ -26,6 +29,8 @@ class EmbedConfig:
             an alias that writes uint8).
         batch_size: Windows per forward pass.
         preview: Write PCA false-colour previews.
+        accelerator: Where the encoder runs: auto (a GPU when there is one, else the CPU), cpu,
+            gpu, cuda or mps. Float32 on every device.
     """
 
     modality: str = "all"
@@ -35,6 +40,7 @@ class EmbedConfig:
     dtype: str = "float16"
     batch_size: int = 64
     preview: bool = True
+    accelerator: str = "auto"
 
     def resolved(self, default_window: int) -> EmbedConfig:
         """The config with ``window`` and ``step`` filled in.
@@ -50,9 +56,7 @@ class EmbedConfig:
             window = max(default_window, self.stride)
             window += (window - self.stride) % 2  # centred on its output pixel (see WindowGrid)
         step = self.step or max(self.stride, (window // 2) // self.stride * self.stride)
-        return EmbedConfig(
-            self.modality, self.stride, window, step, self.dtype, self.batch_size, self.preview
-        )
+        return replace(self, window=window, step=step)
 
 
 def stored_type(config: EmbedConfig, messages: list[str]) -> EmbedConfig:
@@ -81,6 +85,7 @@ def ensure_config(config: EmbedConfig) -> None:
     """
     if config.batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {config.batch_size}")
+    check_accelerator_name(config.accelerator)
     # Windows and steps are counted in strides (a division by zero otherwise).
     for option, value in (
         ("stride", config.stride),
@@ -89,3 +94,16 @@ def ensure_config(config: EmbedConfig) -> None:
     ):
         if value is not None and value < 1:
             raise ConfigError(f"--{option} must be >= 1, got {value}")
+
+
+def check_accelerator_name(accelerator: str) -> None:
+    """Refuse an accelerator name the predict loop does not know.
+
+    Args:
+        accelerator: The option's value.
+
+    Raises:
+        ConfigError: If it is not one of :data:`ACCELERATORS`.
+    """
+    if accelerator not in ACCELERATORS:
+        raise ConfigError(f"--accelerator must be one of {list(ACCELERATORS)}, got {accelerator!r}")

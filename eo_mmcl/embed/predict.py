@@ -19,12 +19,14 @@ from typing import Any, cast
 import numpy as np
 import torch
 from lightning import LightningModule, Trainer
-from lightning.pytorch.callbacks import BasePredictionWriter
+from lightning.fabric.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.callbacks import BasePredictionWriter, Callback
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Subset, default_collate
 
 from eo_mmcl.datamodules.chipstore import ChipStoreDataset
 from eo_mmcl.datamodules.transforms import PairedS1S2Transform
+from eo_mmcl.errors import ConfigError
 from eo_mmcl.objectives import Objective
 from eo_mmcl.objectives.base import PredictOutputs
 
@@ -106,7 +108,7 @@ def predict_embeddings(
     objective: Objective,
     loader: Iterable[dict[str, Tensor]],
     outputs: PredictOutputs,
-    accelerator: str = "cpu",
+    accelerator: str = "auto",
     show_progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Run Lightning's predict loop over normalised batches and return the embeddings.
@@ -115,31 +117,56 @@ def predict_embeddings(
         objective: A trained (or untrained) objective.
         loader: Normalised batches (a DataLoader).
         outputs: Which embedding keys, and whether dense maps.
-        accelerator: Lightning accelerator. CPU by default: the export's blocks run on Dask
-            workers that share a process, and the probes' figures are compared across runs.
+        accelerator: Lightning accelerator: ``auto`` (a GPU when there is one), ``cpu``, ...
+            Float32 everywhere: embeddings are measured, and bf16 would round them to 8 bits
+            of mantissa. Threads of one process share the model, one predict loop at a time.
         show_progress: Show Lightning's progress bar.
 
     Returns:
         ``{key: (N, ...) float32}`` in the loader's order.
+
+    Raises:
+        ConfigError: If the accelerator is not available here (as :func:`check_accelerator`).
     """
     collector = EmbeddingCollector()
     with _PREDICTING, _quiet_lightning():
         objective.predict_outputs = outputs
         try:
-            trainer = Trainer(
-                accelerator=accelerator,
-                devices=1,
-                precision="32-true",
-                logger=False,
-                enable_checkpointing=False,
-                enable_model_summary=False,
-                enable_progress_bar=show_progress,
-                callbacks=[collector],
-            )
+            trainer = _trainer(accelerator, show_progress, [collector])
             trainer.predict(objective, dataloaders=loader, return_predictions=False)
         finally:
             objective.predict_outputs = PredictOutputs()
     return collector.arrays()
+
+
+def _trainer(accelerator: str, show_progress: bool, callbacks: list[Callback]) -> Trainer:
+    try:
+        return Trainer(
+            accelerator=accelerator,
+            devices=1,
+            precision="32-true",
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=show_progress,
+            callbacks=callbacks,
+        )
+    except MisconfigurationException as err:  # e.g. "gpu" on a machine without one
+        first = str(err).strip().splitlines()[0]
+        raise ConfigError(f"--accelerator {accelerator}: not available here ({first})") from err
+
+
+def check_accelerator(accelerator: str) -> None:
+    """Check, before any work, that the predict loop can run on ``accelerator`` here.
+
+    Args:
+        accelerator: A Lightning accelerator name.
+
+    Raises:
+        ConfigError: If Lightning cannot use it on this machine (no GPU for ``gpu``).
+    """
+    with _quiet_lightning():
+        _trainer(accelerator, False, [])
 
 
 def batch_normaliser(

@@ -31,6 +31,7 @@ from eo_mmcl.embed.chips import chip_embeddings
 from eo_mmcl.embed.config import EmbedConfig, ensure_config, stored_type
 from eo_mmcl.embed.model import EmbeddingModel
 from eo_mmcl.embed.plan import default_window, plan_scenes
+from eo_mmcl.embed.predict import check_accelerator
 from eo_mmcl.embed.rasters import RasterContext, finish_raster
 from eo_mmcl.embed.stac import (
     chip_item,
@@ -131,6 +132,7 @@ def export_embeddings(
     if not (catalog_dir / RASTERS_FILE).is_file():
         raise SourceError(f"{catalog_dir}: no {RASTERS_FILE} (run eo-mmcl catalog first)")
     ensure_config(config)
+    check_accelerator(config.accelerator)
     messages: list[str] = []
     config = stored_type(config, messages)  # validates --dtype before any work
     model = EmbeddingModel.load(checkpoint)
@@ -170,6 +172,7 @@ def export_embeddings(
             str(progress_dir / scene.name),
             config.batch_size,
             torch_threads=0 if workers == 0 and scheduler is None else threads,
+            accelerator=config.accelerator,
         )
         for scene in scenes
         for block in grids[scene.name].blocks()
@@ -198,7 +201,9 @@ def export_embeddings(
                 progress.advance(finish)
     if chips is not None:
         paths = {k: out / f"chips_{model.objective}_{k}.parquet" for k in keys}
-        result.chip_tables = list(chip_embeddings(model, chips, keys, paths).values())
+        result.chip_tables = list(
+            chip_embeddings(model, chips, keys, paths, accelerator=config.accelerator).values()
+        )
         # The chips come from the same scenes: their items carry the scenes' dates.
         dates = sorted({datetime.fromisoformat(d) for scene in scenes for d in scene.dates})
         chip_size = int(store_metadata(open_store(chips))["layout"]["chip_size"])

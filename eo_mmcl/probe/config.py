@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from eo_mmcl.embed.config import check_accelerator_name
 from eo_mmcl.errors import ConfigError
 
 #: The two depths probed: pooled backbone features, and the projection (aligned) space.
@@ -29,6 +30,9 @@ class ProbeConfig:
         pixels_per_chip: Pixels per chip sampled to train the segmentation head.
         random_init: Also probe untrained encoders of each architecture (the floor).
         reference: Also probe per-chip band statistics (``band-stats``, no learning).
+        accelerator: Where the encoders embed the chips: auto (a GPU when there is one, else the
+            CPU), cpu, gpu, cuda or mps. Float32 on every device; the probes themselves run on
+            the CPU.
     """
 
     seeds: int = 3
@@ -38,6 +42,7 @@ class ProbeConfig:
     pixels_per_chip: int = 16
     random_init: bool = True
     reference: bool = True
+    accelerator: str = "auto"
 
     def __post_init__(self) -> None:
         unknown = sorted(set(self.probes) - set(PROBES))
@@ -47,6 +52,7 @@ class ProbeConfig:
             raise ConfigError(f"seeds must be >= 1, got {self.seeds}")
         if not 0 < self.train_fraction <= 1:
             raise ConfigError(f"train_fraction must be in (0, 1], got {self.train_fraction}")
+        check_accelerator_name(self.accelerator)
         for objective, per_depth in self.keys.items():
             bad = sorted(set(per_depth) - set(DEPTHS))
             if bad:

@@ -125,6 +125,7 @@ def extract_embeddings(
     objective: str | None = None,
     source: str = "",
     sensors: bool = False,
+    accelerator: str = "auto",
 ) -> ChipEmbeddings:
     """Pooled embeddings at both depths, and dense feature maps, of the given chips.
 
@@ -139,6 +140,7 @@ def extract_embeddings(
         objective: Name to record (default: the model's objective).
         source: Where the weights came from, for the record.
         sensors: Also keep each sensor's pooled backbone features alone (``s1``, ``s2``).
+        accelerator: Lightning accelerator of the predict loop.
 
     Returns:
         The embeddings.
@@ -155,7 +157,8 @@ def extract_embeddings(
     order = [position[int(s)] for s in store_index]
     loader = chip_loader(dataset, order, batch_normaliser(_transform(model, dataset)), batch_size)
     wanted = (*dict.fromkeys(keys.values()), *(("s1", "s2") if sensors else ()))
-    out = predict_embeddings(model, loader, PredictOutputs(keys=wanted, dense=dense))
+    outputs = PredictOutputs(keys=wanted, dense=dense)
+    out = predict_embeddings(model, loader, outputs, accelerator=accelerator)
     pooled = {depth: out[key] for depth, key in keys.items() if key in out}
     maps: np.ndarray | None = None
     s1_channels = 0

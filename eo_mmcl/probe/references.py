@@ -97,6 +97,7 @@ def probe_floors(
                 config.keys_for(objective),
                 objective=name,
                 source=f"{RANDOM_INIT}({objective}, seed={train_seed})",
+                accelerator=config.accelerator,
             )
             if train_seed == floor_seeds[0]:
                 for depth in emb.pooled:

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from eo_mmcl import __version__
+from eo_mmcl.embed.predict import check_accelerator
 from eo_mmcl.errors import ConfigError, SourceError
 from eo_mmcl.io.atomic import atomic_output
 from eo_mmcl.io.digest import json_digest, sha256_file
@@ -217,6 +218,7 @@ def run_probes(
         # Before any embedding: a checkpoint trained on other bands (B10 for B11) or chips
         # would be probed and scored as if it read this store.
         check_fits_store(path, checkpoint_meta(path), chips)
+    check_accelerator(config.accelerator)
     fingerprint = _fingerprint(
         chips, paths, Path(embeddings_dir) if embeddings_dir else None, config
     )
@@ -326,7 +328,7 @@ class _CheckpointJob:
         log(f"embedding {objective} seed {self.train_seed} ({self.path})")
         emb = extract_embeddings(
             self.model, chips, labels.store_index, config.keys_for(objective),
-            source=str(self.path), sensors=objective == ORACLE,
+            source=str(self.path), sensors=objective == ORACLE, accelerator=config.accelerator,
         )  # fmt: skip
         if self.run == 0:
             for depth in emb.pooled:
